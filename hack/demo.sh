@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# End-to-end demo of berth's image commands on a private root, ending with
+# Docker running an image that berth built and saved.
+#
+# Usage: hack/demo.sh   (`make demo` installs the peers and builds bin/berth first)
+# Env:   BERTH=path/to/berth (default bin/berth, built if missing)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+BERTH=${BERTH:-$repo/bin/berth}
+if [ ! -x "$BERTH" ]; then
+	(cd "$repo" && go build -o bin/berth ./cmd/berth)
+	BERTH=$repo/bin/berth
+fi
+
+export BERTH_ROOT
+BERTH_ROOT=$(mktemp -d /tmp/berth-demo-root.XXXXXX)
+work=$(mktemp -d /tmp/berth-demo.XXXXXX)
+docker_img=
+
+cleanup() {
+	set +e
+	# Detach anything berth left mounted below the root before deleting it.
+	awk -v r="$BERTH_ROOT" '$5 == r || index($5, r "/") == 1 { print $5 }' /proc/self/mountinfo |
+		sort -r | while read -r m; do umount -l "$m"; done
+	rm -rf "$BERTH_ROOT" "$work"
+	if [ -n "$docker_img" ]; then docker rmi "$docker_img" >/dev/null 2>&1; fi
+}
+trap cleanup EXIT
+
+bold='' norm=''
+if [ -t 1 ]; then
+	bold=$(tput bold 2>/dev/null || true)
+	norm=$(tput sgr0 2>/dev/null || true)
+fi
+section() { printf '\n%s==> %s%s\n' "$bold" "$*" "$norm"; }
+# show CMD...: print a command the way one would type it.
+show() {
+	local a out='$'
+	for a in "$@"; do
+		if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+			out+=" $a"
+		else
+			out+=" '${a//\'/\'\\\'\'}'"
+		fi
+	done
+	printf '%s\n' "$out"
+}
+# berth CMD...: show the command, then run it.
+berth() {
+	show berth "$@"
+	"$BERTH" "$@"
+}
+
+echo "berth demo: root $BERTH_ROOT, binary $BERTH"
+
+section "Make a busybox root filesystem (hack/busybox-rootfs.sh)"
+bash "$repo/hack/busybox-rootfs.sh" "$work/rootfs.tar"
+ls -l "$work/rootfs.tar"
+
+section "Import it as an image"
+berth import -c 'CMD ["sh"]' "$work/rootfs.tar" busybox:latest
+
+section "List, tag, inspect, history"
+berth images
+berth tag busybox:latest demo/app:1
+berth images
+berth inspect -f '{{.Id}}' demo/app:1
+id=$("$BERTH" inspect -f '{{.Id}}' demo/app:1)
+berth history busybox
+
+section "Save to a Docker/OCI archive, remove, load it back"
+berth save -o "$work/x.tar" demo/app:1
+tar -tf "$work/x.tar" | sort | sed 's/^/    /'
+berth rmi demo/app:1 busybox:latest
+berth images
+berth load -i "$work/x.tar"
+berth images
+if [ "$("$BERTH" inspect -f '{{.Id}}' demo/app:1)" != "$id" ]; then
+	echo "demo: the loaded image has another ID" >&2
+	exit 1
+fi
+
+section "Mount the image's root filesystem"
+show berth image mount demo/app:1
+mnt=$("$BERTH" image mount demo/app:1)
+echo "$mnt"
+show ls "$mnt"
+ls "$mnt"
+show "$mnt/bin/busybox" echo hi
+"$mnt/bin/busybox" echo hi
+berth image unmount demo/app:1
+
+section "Disk usage and consistency check"
+berth system df
+berth system check
+echo "system check: OK"
+
+section "Docker runs the image berth saved"
+if command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ]; then
+	bash "$repo/hack/start-dockerd.sh"
+	show docker load -i "$work/x.tar"
+	docker load -i "$work/x.tar"
+	docker_img=demo/app:1
+	show docker inspect -f '{{.Id}}' demo/app:1
+	did=$(docker inspect -f '{{.Id}}' demo/app:1)
+	echo "$did"
+	if [ "$did" != "$id" ]; then
+		echo "demo: Docker's ID $did differs from berth's $id" >&2
+		exit 1
+	fi
+	show docker run --rm --network none demo/app:1 echo hello from berth
+	docker run --rm --network none demo/app:1 echo hello from berth
+else
+	echo "dockerd is not installed (hack/install-deps.sh installs it): skipped"
+fi
+
+section "Done"

@@ -1,0 +1,693 @@
+package archive
+
+import (
+	"archive/tar"
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"sync"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	copyBufSize   = 1 << 20
+	maxCachedDirs = 4096
+)
+
+var copyBufPool = sync.Pool{New: func() any {
+	b := make([]byte, copyBufSize)
+	return &b
+}}
+
+// Link is a hard link found in a layer whose target is not in that layer
+// itself (it lives in a lower layer). Both paths are cleaned, relative to the
+// layer root, with no leading "/".
+type Link struct{ Name, Target string }
+
+// ApplyResult describes an applied layer.
+type ApplyResult struct {
+	Size  int64  // sum of regular-file content bytes written
+	Links []Link // hard links to resolve against lower layers with LinkFromLowers
+}
+
+// ApplyLayer reads an uncompressed tar stream from r and writes its entries
+// into root, an existing empty directory (one directory per layer, to be
+// stacked later as an overlayfs lowerdir).
+//
+// The result is in overlayfs form: an OCI whiteout "dir/.wh.name" becomes a
+// 0/0 character device "dir/name" and an opaque marker "dir/.wh..wh..opq"
+// sets the xattr trusted.overlay.opaque="y" on dir. Every entry is resolved
+// inside root (symlinks are followed as if root were "/"); trusted.overlay.*
+// xattrs in the tar are dropped. On success r has been read to EOF, so a
+// caller hashing r sees every byte. On error the content of root is
+// unspecified and the caller is expected to remove it.
+func ApplyLayer(root string, r io.Reader) (ApplyResult, error) {
+	a, err := newApplier(root)
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	defer a.close()
+
+	br := bufio.NewReaderSize(r, 64<<10)
+	tr := tar.NewReader(br)
+	last := ""
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		// Names escaping the root are fine here: they are contained by
+		// resolution, so ignore a GODEBUG=tarinsecurepath=0 setting.
+		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
+			if last == "" {
+				return ApplyResult{}, fmt.Errorf("reading first layer entry: %w", err)
+			}
+			return ApplyResult{}, fmt.Errorf("reading layer entry after %q: %w", shortName(last), err)
+		}
+		err = a.apply(hdr, tr)
+		a.releaseRetired()
+		if err != nil {
+			return ApplyResult{}, fmt.Errorf("layer entry %q: %w", shortName(hdr.Name), err)
+		}
+		last = hdr.Name
+	}
+	if err := a.finish(); err != nil {
+		return ApplyResult{}, err
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return ApplyResult{}, fmt.Errorf("reading layer stream after the end of the archive: %w", err)
+	}
+	return ApplyResult{Size: a.size, Links: a.links()}, nil
+}
+
+// dirHandle is an open directory inside the layer root. The descriptor is
+// never O_PATH when the handle is cached, so it can also carry fsetxattr.
+type dirHandle struct {
+	fd int
+	f  *os.File // owns fd when it came from pathrs-lite; nil when fd is raw
+}
+
+func (h dirHandle) close() {
+	if h.f != nil {
+		h.f.Close()
+		return
+	}
+	unix.Close(h.fd)
+}
+
+// dirTime is the atime/mtime of a directory entry, applied after all entries.
+type dirTime struct {
+	idx int    // position in applier.timeOrder
+	raw string // entry name as in the tar, for errors
+	ts  [2]unix.Timespec
+}
+
+type applier struct {
+	root   *os.File
+	rootFD int
+
+	// dirs caches directory handles by clean path. It is dropped whenever
+	// anything is removed; dropped handles stay open in retired until the
+	// current entry is done, since that entry may still be using them.
+	dirs    map[string]dirHandle
+	retired []dirHandle
+
+	times     map[string]dirTime
+	timeOrder []string
+
+	// pending maps a hard link's name to its target in a lower layer;
+	// pendingDirs holds every ancestor of a pending name.
+	pending      map[string]string
+	pendingOrder []string
+	pendingDirs  map[string]bool
+
+	size int64
+	bufp *[]byte
+	buf  []byte
+}
+
+func newApplier(root string) (*applier, error) {
+	f, err := os.OpenFile(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening layer root: %w", err)
+	}
+	bufp := copyBufPool.Get().(*[]byte)
+	return &applier{
+		root:   f,
+		rootFD: int(f.Fd()),
+		dirs:   make(map[string]dirHandle),
+		times:  make(map[string]dirTime),
+		bufp:   bufp,
+		buf:    *bufp,
+	}, nil
+}
+
+func (a *applier) close() {
+	a.dropCache()
+	a.releaseRetired()
+	a.root.Close()
+	copyBufPool.Put(a.bufp)
+}
+
+func (a *applier) dropCache() {
+	for _, h := range a.dirs {
+		a.retired = append(a.retired, h)
+	}
+	clear(a.dirs)
+}
+
+func (a *applier) releaseRetired() {
+	for _, h := range a.retired {
+		h.close()
+	}
+	clear(a.retired)
+	a.retired = a.retired[:0]
+}
+
+func (a *applier) cacheDir(dir string, h dirHandle) {
+	if len(a.dirs) >= maxCachedDirs {
+		a.dropCache()
+	}
+	a.dirs[dir] = h
+}
+
+// parentDir returns a handle of directory dir inside the root, creating
+// missing directories (mode 0755). A component that is not a plain
+// directory (a symlink) is handed to the pathrs-lite resolver, which follows
+// it as if the root were "/"; everything else is a single-component
+// O_NOFOLLOW openat below a handle that was itself obtained this way.
+func (a *applier) parentDir(dir string) (int, error) {
+	if dir == "" {
+		return a.rootFD, nil
+	}
+	if h, ok := a.dirs[dir]; ok {
+		return h.fd, nil
+	}
+	up, base := splitPath(dir)
+	upFD, err := a.parentDir(up)
+	if err != nil {
+		return -1, err
+	}
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(upFD, base, flags, 0)
+	if errors.Is(err, unix.ENOENT) {
+		if err = unix.Mkdirat(upFD, base, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+			fd, err = unix.Openat(upFD, base, flags, 0)
+		}
+	}
+	h := dirHandle{fd: fd}
+	if err != nil {
+		f, rerr := pathrs.MkdirAllHandle(a.root, dir, 0o755)
+		if rerr != nil {
+			return -1, fmt.Errorf("resolving directory %q inside the layer: %w", shortName(dir), rerr)
+		}
+		h = dirHandle{fd: int(f.Fd()), f: f}
+	}
+	a.cacheDir(dir, h)
+	return h.fd, nil
+}
+
+// lookupDir is parentDir without creating anything. A handle that is not
+// from the cache is retired right away (closed when the entry is done).
+func (a *applier) lookupDir(dir string) (int, error) {
+	if dir == "" {
+		return a.rootFD, nil
+	}
+	if h, ok := a.dirs[dir]; ok {
+		return h.fd, nil
+	}
+	f, err := pathrs.OpenatInRoot(a.root, dir)
+	if err != nil {
+		return -1, err
+	}
+	h := dirHandle{fd: int(f.Fd()), f: f}
+	a.retired = append(a.retired, h)
+	return h.fd, nil
+}
+
+// remove deletes whatever this layer wrote at name so that a new entry can
+// take its place.
+func (a *applier) remove(parent int, base, name string) error {
+	if err := removeAllAt(parent, base); err != nil {
+		return fmt.Errorf("removing existing %q: %w", shortName(name), err)
+	}
+	a.dropCache()
+	a.forget(name)
+	prefix := name + "/"
+	for k := range a.times {
+		if k == name || strings.HasPrefix(k, prefix) {
+			delete(a.times, k)
+		}
+	}
+	return nil
+}
+
+// forget drops pending hard links at or below name, which a newer entry of
+// the layer replaces.
+func (a *applier) forget(name string) {
+	if len(a.pending) == 0 {
+		return
+	}
+	delete(a.pending, name)
+	if !a.pendingDirs[name] {
+		return
+	}
+	prefix := name + "/"
+	for k := range a.pending {
+		if strings.HasPrefix(k, prefix) {
+			delete(a.pending, k)
+		}
+	}
+}
+
+func (a *applier) addPending(name, target string) {
+	if a.pending == nil {
+		a.pending = make(map[string]string)
+		a.pendingDirs = make(map[string]bool)
+	}
+	a.pending[name] = target
+	a.pendingOrder = append(a.pendingOrder, name)
+	for d, _ := splitPath(name); d != ""; d, _ = splitPath(d) {
+		a.pendingDirs[d] = true
+	}
+}
+
+func (a *applier) links() []Link {
+	var out []Link
+	for _, name := range a.pendingOrder {
+		if target, ok := a.pending[name]; ok {
+			out = append(out, Link{Name: name, Target: target})
+			delete(a.pending, name)
+		}
+	}
+	return out
+}
+
+func (a *applier) recordDirTime(name, raw string, ts [2]unix.Timespec) {
+	if t, ok := a.times[name]; ok {
+		t.raw, t.ts = raw, ts
+		a.times[name] = t
+		return
+	}
+	a.times[name] = dirTime{idx: len(a.timeOrder), raw: raw, ts: ts}
+	a.timeOrder = append(a.timeOrder, name)
+}
+
+// finish applies directory times, children before parents.
+func (a *applier) finish() error {
+	for i := len(a.timeOrder) - 1; i >= 0; i-- {
+		name := a.timeOrder[i]
+		t, ok := a.times[name]
+		if !ok || t.idx != i {
+			continue
+		}
+		err := a.setDirTime(name, &t.ts)
+		a.releaseRetired()
+		if err != nil {
+			return fmt.Errorf("layer entry %q: setting directory times: %w", shortName(t.raw), err)
+		}
+	}
+	return nil
+}
+
+func (a *applier) setDirTime(name string, ts *[2]unix.Timespec) error {
+	if name == "" {
+		return unix.UtimesNanoAt(a.rootFD, ".", ts[:], unix.AT_SYMLINK_NOFOLLOW)
+	}
+	dir, base := splitPath(name)
+	parent, err := a.lookupDir(dir)
+	if err != nil {
+		return err
+	}
+	return node{parent: parent, base: base, fd: -1}.utimes(ts)
+}
+
+// meta is the validated metadata of a tar entry.
+type meta struct {
+	uid, gid int
+	mode     uint32
+	ts       [2]unix.Timespec // atime, mtime
+}
+
+func newMeta(hdr *tar.Header) (meta, error) {
+	if hdr.Uid < 0 || hdr.Uid > maxID || hdr.Gid < 0 || hdr.Gid > maxID {
+		return meta{}, fmt.Errorf("owner %d:%d out of range", hdr.Uid, hdr.Gid)
+	}
+	m := meta{uid: hdr.Uid, gid: hdr.Gid, mode: uint32(hdr.Mode & 0o7777)}
+	atime := hdr.AccessTime
+	if atime.IsZero() {
+		atime = hdr.ModTime
+	}
+	var err error
+	if m.ts[0], err = unix.TimeToTimespec(atime); err != nil {
+		return meta{}, fmt.Errorf("access time: %w", err)
+	}
+	if m.ts[1], err = unix.TimeToTimespec(hdr.ModTime); err != nil {
+		return meta{}, fmt.Errorf("modification time: %w", err)
+	}
+	return m, nil
+}
+
+// setMeta applies owner, then mode (chown clears setuid/setgid), then
+// xattrs (chown clears security.capability) to a new entry. Times are left
+// to the caller.
+func setMeta(n node, hdr *tar.Header, m *meta) error {
+	if err := n.chown(m.uid, m.gid); err != nil {
+		return fmt.Errorf("chown: %w", err)
+	}
+	if err := n.chmod(m.mode); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, paxXattrPrefix)
+		if !ok || isOverlayXattr(name) {
+			continue
+		}
+		err := n.setxattr(name, []byte(v))
+		switch {
+		case err == nil, errors.Is(err, unix.EOPNOTSUPP):
+			// Not supported by the filesystem: nothing to preserve it in.
+		case n.symlink && errors.Is(err, unix.EPERM) && strings.HasPrefix(name, "user."):
+			// Linux refuses user.* xattrs on symlinks.
+		default:
+			return fmt.Errorf("setting xattr %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (a *applier) apply(hdr *tar.Header, tr *tar.Reader) error {
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return nil
+	case tar.TypeDir, tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse, tar.TypeSymlink,
+		tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		// TypeRegA is normalised to TypeReg or TypeDir by archive/tar.
+	default:
+		return fmt.Errorf("unsupported entry type %q", hdr.Typeflag)
+	}
+	if hdr.Size < 0 {
+		return fmt.Errorf("negative size %d", hdr.Size)
+	}
+	name := cleanName(hdr.Name)
+	if err := checkName(hdr.Name, name); err != nil {
+		return err
+	}
+	if strings.HasPrefix(name, whiteoutMeta) && name != opaqueMarker {
+		return nil // AUFS metadata at the top level (.wh..wh.plnk/..., .wh..wh.aufs)
+	}
+	dir, base := splitPath(name)
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return a.whiteout(dir, base)
+	}
+	if name == "" {
+		if hdr.Typeflag != tar.TypeDir {
+			return errors.New("only a directory entry may name the layer root")
+		}
+		return a.rootEntry(hdr)
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		return a.hardlink(hdr, name, dir, base)
+	}
+	m, err := newMeta(hdr)
+	if err != nil {
+		return err
+	}
+	a.forget(name)
+	parent, err := a.parentDir(dir)
+	if err != nil {
+		return err
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return a.mkdir(parent, name, base, hdr, &m)
+	case tar.TypeSymlink:
+		return a.symlink(parent, name, base, hdr, &m)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		return a.special(parent, name, base, hdr, &m)
+	}
+	return a.regular(parent, name, base, hdr, tr, &m)
+}
+
+func (a *applier) rootEntry(hdr *tar.Header) error {
+	m, err := newMeta(hdr)
+	if err != nil {
+		return err
+	}
+	if err := setMeta(node{parent: a.rootFD, base: ".", fd: a.rootFD}, hdr, &m); err != nil {
+		return err
+	}
+	a.recordDirTime("", hdr.Name, m.ts)
+	return nil
+}
+
+func (a *applier) whiteout(dir, base string) error {
+	if base == opaqueMarker {
+		fd, err := a.parentDir(dir)
+		if err != nil {
+			return err
+		}
+		if err := unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0); err != nil {
+			return fmt.Errorf("marking directory %q opaque: %w", shortName(dir), err)
+		}
+		return nil
+	}
+	if strings.HasPrefix(base, whiteoutMeta) {
+		return nil // other AUFS metadata
+	}
+	victim := base[len(whiteoutPrefix):]
+	if victim == "" || victim == "." || victim == ".." {
+		return fmt.Errorf("invalid whiteout name %q", base)
+	}
+	name := joinPath(dir, victim)
+	a.forget(name)
+	parent, err := a.parentDir(dir)
+	if err != nil {
+		return err
+	}
+	err = unix.Mknodat(parent, victim, unix.S_IFCHR, 0)
+	if errors.Is(err, unix.EEXIST) {
+		if err = a.remove(parent, victim, name); err != nil {
+			return err
+		}
+		err = unix.Mknodat(parent, victim, unix.S_IFCHR, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("creating whiteout: %w", err)
+	}
+	return nil
+}
+
+func (a *applier) mkdir(parent int, name, base string, hdr *tar.Header, m *meta) error {
+	err := unix.Mkdirat(parent, base, 0o700)
+	if errors.Is(err, unix.EEXIST) {
+		var st unix.Stat_t
+		if err = unix.Fstatat(parent, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil &&
+			st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if err = a.remove(parent, base, name); err != nil {
+				return err
+			}
+			err = unix.Mkdirat(parent, base, 0o700)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mkdir: %w", err)
+	}
+	fd, err := unix.Openat(parent, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening directory: %w", err)
+	}
+	h := dirHandle{fd: fd}
+	if err := setMeta(node{parent: parent, base: base, fd: fd}, hdr, m); err != nil {
+		h.close()
+		return err
+	}
+	if _, ok := a.dirs[name]; ok {
+		h.close()
+	} else {
+		a.cacheDir(name, h)
+	}
+	a.recordDirTime(name, hdr.Name, m.ts)
+	return nil
+}
+
+func (a *applier) regular(parent int, name, base string, hdr *tar.Header, r io.Reader, m *meta) error {
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(parent, base, flags, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		if err = a.remove(parent, base, name); err != nil {
+			return err
+		}
+		fd, err = unix.Openat(parent, base, flags, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("creating file: %w", err)
+	}
+	n := node{parent: parent, base: base, fd: fd}
+	err = a.writeContent(fd, r, hdr.Size)
+	if err == nil {
+		err = setMeta(n, hdr, m)
+	}
+	if err == nil {
+		if err = n.utimes(&m.ts); err != nil {
+			err = fmt.Errorf("setting times: %w", err)
+		}
+	}
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = fmt.Errorf("closing file: %w", cerr)
+	}
+	return err
+}
+
+// writeContent copies size bytes of r into the new file fd. All-zero chunks
+// are left as holes, so sparse content (or a hostile sparse header claiming
+// a huge size) does not consume disk space.
+func (a *applier) writeContent(fd int, r io.Reader, size int64) error {
+	var off, end int64
+	for off < size {
+		chunk := a.buf[:min(int64(len(a.buf)), size-off)]
+		if _, err := io.ReadFull(r, chunk); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("reading content: %w", err)
+		}
+		if !allZero(chunk) {
+			if err := pwriteAll(fd, chunk, off); err != nil {
+				return fmt.Errorf("writing content: %w", err)
+			}
+			end = off + int64(len(chunk))
+		}
+		off += int64(len(chunk))
+	}
+	if end < size {
+		if err := unix.Ftruncate(fd, size); err != nil {
+			return fmt.Errorf("extending file: %w", err)
+		}
+	}
+	a.size += size
+	return nil
+}
+
+func (a *applier) symlink(parent int, name, base string, hdr *tar.Header, m *meta) error {
+	if len(hdr.Linkname) > maxPathLen {
+		return fmt.Errorf("symlink target is %d bytes, longer than the %d byte limit", len(hdr.Linkname), maxPathLen)
+	}
+	err := unix.Symlinkat(hdr.Linkname, parent, base)
+	if errors.Is(err, unix.EEXIST) {
+		if err = a.remove(parent, base, name); err != nil {
+			return err
+		}
+		err = unix.Symlinkat(hdr.Linkname, parent, base)
+	}
+	if err != nil {
+		return fmt.Errorf("creating symlink: %w", err)
+	}
+	return finishNode(node{parent: parent, base: base, fd: -1, symlink: true}, hdr, m)
+}
+
+func (a *applier) special(parent int, name, base string, hdr *tar.Header, m *meta) error {
+	var mode uint32
+	switch hdr.Typeflag {
+	case tar.TypeChar:
+		mode = unix.S_IFCHR
+	case tar.TypeBlock:
+		mode = unix.S_IFBLK
+	default:
+		mode = unix.S_IFIFO
+	}
+	var dev uint64
+	if mode != unix.S_IFIFO {
+		if hdr.Devmajor < 0 || hdr.Devmajor > math.MaxUint32 || hdr.Devminor < 0 || hdr.Devminor > math.MaxUint32 {
+			return fmt.Errorf("device number %d:%d out of range", hdr.Devmajor, hdr.Devminor)
+		}
+		dev = unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+	}
+	// The permission bits are set by chmod afterwards (mknod is subject to
+	// the umask).
+	err := unix.Mknodat(parent, base, mode, int(dev))
+	if errors.Is(err, unix.EEXIST) {
+		if err = a.remove(parent, base, name); err != nil {
+			return err
+		}
+		err = unix.Mknodat(parent, base, mode, int(dev))
+	}
+	if err != nil {
+		return fmt.Errorf("mknod: %w", err)
+	}
+	return finishNode(node{parent: parent, base: base, fd: -1}, hdr, m)
+}
+
+// finishNode sets the metadata and times of an entry without a descriptor.
+func finishNode(n node, hdr *tar.Header, m *meta) error {
+	if err := setMeta(n, hdr, m); err != nil {
+		return err
+	}
+	if err := n.utimes(&m.ts); err != nil {
+		return fmt.Errorf("setting times: %w", err)
+	}
+	return nil
+}
+
+func (a *applier) hardlink(hdr *tar.Header, name, dir, base string) error {
+	target := cleanName(hdr.Linkname)
+	if err := checkName(hdr.Linkname, target); err != nil {
+		return fmt.Errorf("hard link target: %w", err)
+	}
+	switch {
+	case target == "":
+		return errors.New("hard link to the layer root")
+	case target == name || strings.HasPrefix(target, name+"/"):
+		return fmt.Errorf("hard link to %q, inside itself", shortName(target))
+	}
+	a.forget(name)
+	if lower, ok := a.pending[target]; ok {
+		a.addPending(name, lower)
+		return nil
+	}
+	tdir, tbase := splitPath(target)
+	tparent, err := a.lookupDir(tdir)
+	var st unix.Stat_t
+	if err == nil {
+		err = unix.Fstatat(tparent, tbase, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if errors.Is(err, unix.ENOENT) {
+		a.addPending(name, target)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("resolving hard link target %q: %w", shortName(target), err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("hard link to directory %q", shortName(target))
+	}
+	if isWhiteout(&st) {
+		return fmt.Errorf("hard link to %q, which this layer whites out", shortName(target))
+	}
+	parent, err := a.parentDir(dir)
+	if err != nil {
+		return err
+	}
+	err = unix.Linkat(tparent, tbase, parent, base, 0)
+	if errors.Is(err, unix.EEXIST) {
+		var cur unix.Stat_t
+		if err = unix.Fstatat(parent, base, &cur, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+			if cur.Dev == st.Dev && cur.Ino == st.Ino {
+				return nil
+			}
+			if err = a.remove(parent, base, name); err == nil {
+				err = unix.Linkat(tparent, tbase, parent, base, 0)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("hard link to %q: %w", shortName(target), err)
+	}
+	return nil
+}

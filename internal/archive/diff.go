@@ -1,0 +1,240 @@
+package archive
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// WriteDiff writes an uncompressed tar of an overlayfs upper directory: the
+// container layer or diff layer.
+//
+// 0/0 character devices become ".wh.<name>" entries; a directory with
+// trusted.overlay.opaque=y gets a "<dir>/.wh..wh..opq" entry right after
+// its own entry; files sharing an inode inside upper become tar hard links
+// to the first of them; xattrs other than overlayfs' own go into PAX
+// records (SCHILY.xattr.*); uid, gid, mode and mtime (with nanoseconds) are
+// preserved and Uname/Gname are left empty. Entries are written in lexical
+// order (each directory's children sorted by name, depth first, as
+// filepath.WalkDir), so the output is deterministic. The upper root itself
+// and sockets are not archived. An upper that relies on overlayfs
+// redirect_dir or metacopy (the trusted.overlay.redirect or .metacopy
+// xattrs) cannot be expressed as a tar diff and is an error, as is a real
+// file whose name starts with ".wh.". upper must not change while WriteDiff
+// runs. WriteDiff does not close w.
+func WriteDiff(w io.Writer, upper string) error {
+	f, err := os.OpenFile(upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening upper directory: %w", err)
+	}
+	defer f.Close()
+	bufp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bufp)
+	d := &differ{
+		tw:    tar.NewWriter(w),
+		links: make(map[inode]string),
+		xbuf:  make([]byte, 64<<10),
+		buf:   *bufp,
+	}
+	if err := d.walk(f, ""); err != nil {
+		return err
+	}
+	if err := d.tw.Close(); err != nil {
+		return fmt.Errorf("finishing diff tar: %w", err)
+	}
+	return nil
+}
+
+type inode struct{ dev, ino uint64 }
+
+type differ struct {
+	tw    *tar.Writer
+	links map[inode]string // first path seen of each multiply-linked inode
+	xbuf  []byte
+	buf   []byte
+}
+
+func (d *differ) walk(dir *os.File, prefix string) error {
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return &diffError{name: prefix, err: fmt.Errorf("reading directory: %w", err)}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := d.entry(int(dir.Fd()), prefix, name); err != nil {
+			if _, ok := err.(*diffError); ok {
+				return err
+			}
+			return &diffError{name: prefix + name, err: err}
+		}
+	}
+	return nil
+}
+
+// diffError names the upper entry a WriteDiff failure is about.
+type diffError struct {
+	name string
+	err  error
+}
+
+func (e *diffError) Error() string {
+	return fmt.Sprintf("diff entry %q: %v", shortName(e.name), e.err)
+}
+
+func (e *diffError) Unwrap() error { return e.err }
+
+func (d *differ) entry(dirfd int, prefix, base string) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	name := prefix + base
+	mtime := time.Unix(st.Mtim.Unix())
+	if isWhiteout(&st) {
+		return d.write(&tar.Header{
+			Typeflag: tar.TypeReg,
+			Name:     prefix + whiteoutPrefix + base,
+			ModTime:  mtime,
+			Format:   tar.FormatPAX,
+		})
+	}
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return errors.New("a real file name uses the reserved whiteout prefix")
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+		return nil
+	}
+	hdr := &tar.Header{
+		Name:    name,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: mtime,
+		Format:  tar.FormatPAX,
+	}
+	xattrs, err := readXattrs(dirfd, base, d.xbuf)
+	if err != nil {
+		return err
+	}
+	opaque := false
+	for _, x := range xattrs {
+		switch {
+		case x.name == opaqueXattr:
+			opaque = string(x.value) == "y"
+		case x.name == "trusted.overlay.redirect" || x.name == "trusted.overlay.metacopy":
+			return fmt.Errorf("has the overlayfs xattr %q; mount with redirect_dir=off,metacopy=off", x.name)
+		case isOverlayXattr(x.name):
+		default:
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = make(map[string]string)
+			}
+			hdr.PAXRecords[paxXattrPrefix+x.name] = string(x.value)
+		}
+	}
+
+	ftype := st.Mode & unix.S_IFMT
+	if ftype != unix.S_IFDIR && st.Nlink > 1 {
+		key := inode{dev: st.Dev, ino: st.Ino}
+		if first, ok := d.links[key]; ok {
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = first
+			return d.write(hdr)
+		}
+		d.links[key] = name
+	}
+	switch ftype {
+	case unix.S_IFDIR:
+		return d.dir(dirfd, base, hdr, opaque)
+	case unix.S_IFREG:
+		return d.regular(dirfd, base, hdr, &st)
+	case unix.S_IFLNK:
+		target, err := readlinkAt(dirfd, base)
+		if err != nil {
+			return err
+		}
+		hdr.Typeflag = tar.TypeSymlink
+		hdr.Linkname = target
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if ftype == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor = int64(unix.Major(st.Rdev))
+		hdr.Devminor = int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return fmt.Errorf("unsupported file mode %#o", st.Mode)
+	}
+	return d.write(hdr)
+}
+
+func (d *differ) dir(dirfd int, base string, hdr *tar.Header, opaque bool) error {
+	hdr.Typeflag = tar.TypeDir
+	name := hdr.Name
+	hdr.Name += "/"
+	if err := d.write(hdr); err != nil {
+		return err
+	}
+	if opaque {
+		if err := d.write(&tar.Header{
+			Typeflag: tar.TypeReg,
+			Name:     name + "/" + opaqueMarker,
+			ModTime:  hdr.ModTime,
+			Format:   tar.FormatPAX,
+		}); err != nil {
+			return err
+		}
+	}
+	fd, err := unix.Openat(dirfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	child := os.NewFile(uintptr(fd), name)
+	defer child.Close()
+	return d.walk(child, name+"/")
+}
+
+func (d *differ) regular(dirfd int, base string, hdr *tar.Header, st *unix.Stat_t) error {
+	fd, err := unix.Openat(dirfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), hdr.Name)
+	defer f.Close()
+	var cur unix.Stat_t
+	if err := unix.Fstat(fd, &cur); err != nil {
+		return err
+	}
+	if cur.Dev != st.Dev || cur.Ino != st.Ino || cur.Size != st.Size {
+		return errors.New("file changed while archiving")
+	}
+	hdr.Typeflag = tar.TypeReg
+	hdr.Size = st.Size
+	if err := d.write(hdr); err != nil {
+		return err
+	}
+	// A LimitReader hides *os.File's WriteTo, so the pooled buffer is used.
+	n, err := io.CopyBuffer(d.tw, io.LimitReader(f, st.Size), d.buf)
+	if err != nil {
+		return fmt.Errorf("copying content: %w", err)
+	}
+	if n != st.Size {
+		return errors.New("file shrank while archiving")
+	}
+	return nil
+}
+
+func (d *differ) write(hdr *tar.Header) error {
+	if err := d.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing tar header: %w", err)
+	}
+	return nil
+}
