@@ -42,10 +42,25 @@ type ApplyResult struct {
 //
 // The result is in overlayfs form: an OCI whiteout "dir/.wh.name" becomes a
 // 0/0 character device "dir/name" and an opaque marker "dir/.wh..wh..opq"
-// sets the xattr trusted.overlay.opaque="y" on dir. Every entry is resolved
-// inside root (symlinks are followed as if root were "/"); trusted.overlay.*
-// xattrs in the tar are dropped. On success r has been read to EOF, so a
-// caller hashing r sees every byte. On error the content of root is
+// sets the xattr trusted.overlay.opaque="y" on dir; other ".wh..wh.*" AUFS
+// metadata is skipped.
+//
+// Every entry name is cleaned (so ".." and absolute names stay inside root)
+// and resolved inside root: symlinks met on the way are followed as if root
+// were "/", and a path through a symlink that does not resolve to a
+// directory inside root is an error. Missing parent directories are created
+// with mode 0755. A later entry replaces an earlier one of the same name,
+// except that a directory over a directory only updates its metadata; a
+// whiteout replaces whatever this layer wrote under that name, and a
+// directory written where this layer put a whiteout is made opaque. A hard
+// link whose target is not in this layer is not created but returned in
+// ApplyResult.Links. trusted.overlay.* and user.overlay.* xattrs in the tar
+// are dropped; other xattrs the filesystem does not support are skipped.
+// File content that is all zeros in 1 MiB chunks is left as holes.
+// Directory times are applied after all entries.
+//
+// On success r has been read to EOF, so a caller hashing r sees every byte.
+// Errors name the offending entry. On error the content of root is
 // unspecified and the caller is expected to remove it.
 func ApplyLayer(root string, r io.Reader) (ApplyResult, error) {
 	a, err := newApplier(root)
@@ -177,6 +192,8 @@ func (a *applier) cacheDir(dir string, h dirHandle) {
 	a.dirs[dir] = h
 }
 
+const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+
 // parentDir returns a handle of directory dir inside the root, creating
 // missing directories (mode 0755). A component that is not a plain
 // directory (a symlink) is handed to the pathrs-lite resolver, which follows
@@ -194,12 +211,9 @@ func (a *applier) parentDir(dir string) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := unix.Openat(upFD, base, flags, 0)
-	if errors.Is(err, unix.ENOENT) {
-		if err = unix.Mkdirat(upFD, base, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
-			fd, err = unix.Openat(upFD, base, flags, 0)
-		}
+	fd, err := unix.Openat(upFD, base, dirFlags, 0)
+	if err != nil {
+		fd, err = a.implicitDir(upFD, dir, base, err)
 	}
 	h := dirHandle{fd: fd}
 	if err != nil {
@@ -211,6 +225,46 @@ func (a *applier) parentDir(dir string) (int, error) {
 	}
 	a.cacheDir(dir, h)
 	return h.fd, nil
+}
+
+// implicitDir handles a directory dir (named base below upFD) that a later
+// entry needs but that could not be opened with openErr: a missing one is
+// created, and a whiteout written earlier by this layer is replaced by an
+// opaque directory (the lower directory stays deleted; only this layer's
+// content shows). Anything else returns openErr.
+func (a *applier) implicitDir(upFD int, dir, base string, openErr error) (int, error) {
+	opaque := false
+	switch {
+	case errors.Is(openErr, unix.ENOENT):
+	case errors.Is(openErr, unix.ENOTDIR):
+		var st unix.Stat_t
+		if err := unix.Fstatat(upFD, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || !isWhiteout(&st) {
+			return -1, openErr
+		}
+		if err := a.remove(upFD, base, dir); err != nil {
+			return -1, err
+		}
+		opaque = true
+	default:
+		return -1, openErr
+	}
+	if err := unix.Mkdirat(upFD, base, 0o755); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Openat(upFD, base, dirFlags, 0)
+	if err != nil {
+		return -1, err
+	}
+	// Do not depend on the process umask.
+	err = unix.Fchmod(fd, 0o755)
+	if err == nil && opaque {
+		err = unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // lookupDir is parentDir without creating anything. A handle that is not
@@ -485,11 +539,15 @@ func (a *applier) whiteout(dir, base string) error {
 }
 
 func (a *applier) mkdir(parent int, name, base string, hdr *tar.Header, m *meta) error {
+	// A directory replacing a whiteout of this layer is opaque: the lower
+	// directory stays deleted.
+	opaque := false
 	err := unix.Mkdirat(parent, base, 0o700)
 	if errors.Is(err, unix.EEXIST) {
 		var st unix.Stat_t
 		if err = unix.Fstatat(parent, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil &&
 			st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			opaque = isWhiteout(&st)
 			if err = a.remove(parent, base, name); err != nil {
 				return err
 			}
@@ -499,12 +557,16 @@ func (a *applier) mkdir(parent int, name, base string, hdr *tar.Header, m *meta)
 	if err != nil {
 		return fmt.Errorf("mkdir: %w", err)
 	}
-	fd, err := unix.Openat(parent, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(parent, base, dirFlags, 0)
 	if err != nil {
 		return fmt.Errorf("opening directory: %w", err)
 	}
 	h := dirHandle{fd: fd}
-	if err := setMeta(node{parent: parent, base: base, fd: fd}, hdr, m); err != nil {
+	err = setMeta(node{parent: parent, base: base, fd: fd}, hdr, m)
+	if err == nil && opaque {
+		err = unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0)
+	}
+	if err != nil {
 		h.close()
 		return err
 	}

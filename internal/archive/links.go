@@ -62,12 +62,16 @@ func linkFromLowers(root *os.File, ls *lowerSet, made map[string]string, l Link,
 
 	if first, ok := made[target]; ok {
 		fdir, fbase := splitPath(first)
-		src, err := pathrs.OpenatInRoot(root, fdir)
-		if err != nil {
-			return fmt.Errorf("resolving %q: %w", shortName(first), err)
+		srcFD := int(root.Fd())
+		if fdir != "" {
+			src, err := pathrs.OpenatInRoot(root, fdir)
+			if err != nil {
+				return fmt.Errorf("resolving %q: %w", shortName(first), err)
+			}
+			defer src.Close()
+			srcFD = int(src.Fd())
 		}
-		defer src.Close()
-		if err := unix.Linkat(int(src.Fd()), fbase, pfd, base, 0); err != nil {
+		if err := unix.Linkat(srcFD, fbase, pfd, base, 0); err != nil {
 			return fmt.Errorf("linking to %q: %w", shortName(first), err)
 		}
 		return nil
@@ -78,6 +82,9 @@ func linkFromLowers(root *os.File, ls *lowerSet, made map[string]string, l Link,
 		return err
 	}
 	defer src.close()
+	if src.st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return errors.New("target is a directory")
+	}
 	if err := copyEntry(src, node{parent: pfd, base: base, fd: -1}, xbuf); err != nil {
 		return err
 	}
@@ -272,19 +279,21 @@ func copyRegular(src *lowerEntry, dst node, xbuf []byte) error {
 		return fmt.Errorf("creating copy: %w", err)
 	}
 	df := os.NewFile(uintptr(dfd), dst.base)
-	defer df.Close()
+	// *os.File to *os.File uses copy_file_range.
 	n, err := io.Copy(df, sf)
-	if err != nil {
-		return fmt.Errorf("copying content: %w", err)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("copying content: %w", err)
+	case n != st.Size:
+		err = errors.New("source changed while copying")
+	default:
+		dst.fd = dfd
+		err = copyMeta(src, dst, xbuf)
 	}
-	if n != st.Size {
-		return errors.New("source changed while copying")
+	if cerr := df.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing copy: %w", cerr)
 	}
-	dst.fd = dfd
-	if err := copyMeta(src, dst, xbuf); err != nil {
-		return err
-	}
-	return df.Close()
+	return err
 }
 
 func copyMeta(src *lowerEntry, dst node, xbuf []byte) error {

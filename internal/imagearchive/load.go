@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -70,7 +69,7 @@ func seekable(st *store.Store, r io.Reader) (*os.File, func(), error) {
 		return nil, nil, err
 	}
 	defer plain.Close()
-	dir := filepath.Join(st.Root, "tmp")
+	dir := st.TempDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}

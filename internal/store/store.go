@@ -67,6 +67,10 @@ func Open(root string) (*Store, error) {
 	return &Store{Root: root, Content: cs, DB: db, Snapshots: ss, lock: lock}, nil
 }
 
+// TempDir is where commands spool data (such as a compressed archive being
+// loaded); what is left there is removed by GC.
+func (s *Store) TempDir() string { return filepath.Join(s.Root, "tmp") }
+
 // Close releases the lock.
 func (s *Store) Close() error { return s.lock.Close() }
 

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Load + unpack of one ≥200 MB, 6-layer image archive by berth, `docker load`
+# and `podman load`, side by side in one run; each load starts from a store
+# without the image. Prints the median of RUNS loads per tool and the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+MIB=${MIB:-220}
+
+bash hack/install-deps.sh docker.io podman skopeo runc busybox-static bc
+bash hack/start-dockerd.sh
+go build -o bin/berth ./cmd/berth
+work=$(mktemp -d /var/tmp/berth-bench-load.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+bash hack/busybox-rootfs.sh "$work/rootfs.tar"
+go run ./test/imagegen -o "$work/image.tar" -base "$work/rootfs.tar" -layers 5 -mib "$MIB" -small 3000 -tag bench/load:latest
+size=$(du -m "$work/image.tar" | cut -f1)
+echo "archive: ${size} MiB, $((5 + 1)) layers"
+
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+time_berth() {
+	local root="$work/berth-root"
+	rm -rf "$root"
+	local t0 t1
+	t0=$(now); bin/berth --root "$root" load -i "$work/image.tar" >/dev/null; t1=$(now)
+	echo "$t1 - $t0" | bc
+	bin/berth --root "$root" image prune -a -f >/dev/null
+	rm -rf "$root"
+}
+time_docker() {
+	docker rmi -f bench/load:latest >/dev/null 2>&1 || true
+	local t0 t1
+	t0=$(now); docker load -i "$work/image.tar" >/dev/null; t1=$(now)
+	echo "$t1 - $t0" | bc
+	docker rmi -f bench/load:latest >/dev/null
+}
+time_podman() {
+	podman rmi -f bench/load:latest >/dev/null 2>&1 || true
+	local t0 t1
+	t0=$(now); podman load -q -i "$work/image.tar" >/dev/null; t1=$(now)
+	echo "$t1 - $t0" | bc
+	podman rmi -f bench/load:latest >/dev/null
+}
+
+# Warm the page cache with the archive so every tool reads it from memory.
+cat "$work/image.tar" >/dev/null
+declare -A med
+for tool in berth docker podman; do
+	samples=()
+	for _ in $(seq "$RUNS"); do
+		sync
+		samples+=("$(time_$tool)")
+	done
+	med[$tool]=$(printf '%s\n' "${samples[@]}" | median)
+	printf '%-7s load: %6.2f s  (runs: %s)\n' "$tool" "${med[$tool]}" "${samples[*]}"
+done
+best=$(printf '%s\n' "${med[docker]}" "${med[podman]}" | sort -n | head -1)
+printf 'ratio docker/berth: %.2fx\n' "$(echo "${med[docker]} / ${med[berth]}" | bc -l)"
+printf 'ratio podman/berth: %.2fx\n' "$(echo "${med[podman]} / ${med[berth]}" | bc -l)"
+printf 'ratio fastest-peer/berth: %.2fx (goal >= 2x)\n' "$(echo "$best / ${med[berth]}" | bc -l)"
