@@ -171,26 +171,12 @@ func lookupLower(lroot *os.File, comps []string) (*lowerEntry, lookupStatus, err
 			owned.Close()
 		}
 	}()
-	opaque := false
-	for i, c := range comps {
-		var st unix.Stat_t
-		err := unix.Fstatat(curFD, c, &st, unix.AT_SYMLINK_NOFOLLOW)
-		if errors.Is(err, unix.ENOENT) {
-			if opaque {
-				return nil, hidden, nil
-			}
-			return nil, absent, nil
-		}
-		if err != nil {
-			return nil, absent, err
-		}
-		if isWhiteout(&st) {
-			return nil, absent, fmt.Errorf("%q is whited out", shortName(strings.Join(comps[:i+1], "/")))
-		}
-		if i == len(comps)-1 {
-			e := &lowerEntry{parentFD: curFD, owned: owned, base: c, st: st}
-			owned = nil
-			return e, found, nil
+	missing := absent
+	last := len(comps) - 1
+	for i, c := range comps[:last] {
+		st, err := lowerStat(curFD, comps[:i+1])
+		if st == nil {
+			return nil, missing, err
 		}
 		var next *os.File
 		switch st.Mode & unix.S_IFMT {
@@ -203,13 +189,13 @@ func lookupLower(lroot *os.File, comps []string) (*lowerEntry, lookupStatus, err
 		case unix.S_IFLNK:
 			next, err = resolveLowerDir(lroot, strings.Join(comps[:i+1], "/"))
 			if errors.Is(err, unix.ENOENT) {
-				return nil, absent, nil
+				return nil, missing, nil
 			}
 			if err != nil {
 				return nil, absent, err
 			}
 		default:
-			return nil, hidden, nil
+			return nil, hidden, nil // a non-directory hides everything below it
 		}
 		if owned != nil {
 			owned.Close()
@@ -217,10 +203,34 @@ func lookupLower(lroot *os.File, comps []string) (*lowerEntry, lookupStatus, err
 		owned, curFD = next, int(next.Fd())
 		var v [1]byte
 		if n, err := unix.Fgetxattr(curFD, opaqueXattr, v[:]); err == nil && n == 1 && v[0] == 'y' {
-			opaque = true
+			missing = hidden
 		}
 	}
-	return nil, absent, errors.New("empty path")
+	st, err := lowerStat(curFD, comps)
+	if st == nil {
+		return nil, missing, err
+	}
+	e := &lowerEntry{parentFD: curFD, owned: owned, base: comps[last], st: *st}
+	owned = nil
+	return e, found, nil
+}
+
+// lowerStat stats the last of comps inside dirfd (the directory holding it).
+// It returns nil without an error when there is no such entry, and an error
+// when the entry is a whiteout.
+func lowerStat(dirfd int, comps []string) (*unix.Stat_t, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(dirfd, comps[len(comps)-1], &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if isWhiteout(&st) {
+		return nil, fmt.Errorf("%q is whited out", shortName(strings.Join(comps, "/")))
+	}
+	return &st, nil
 }
 
 // resolveLowerDir opens directory p inside the lower root, following symlinks

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/imagearchive"
@@ -531,31 +532,39 @@ func newSaveCommand(a *app) *cobra.Command {
 	return cmd
 }
 
-// writeFileAtomic writes path through a temporary file in the same
-// directory, so a failed write never leaves a half-written file.
+// writeFileAtomic writes path through an unnamed temporary file in the
+// same directory (O_TMPFILE) that is linked in only when complete, so a
+// failed or killed write leaves neither a half-written file nor litter.
 func writeFileAtomic(path string, fn func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	dir := filepath.Dir(path)
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		return err
+		return fmt.Errorf("create %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
+	tmp := os.NewFile(uintptr(fd), path)
+	defer tmp.Close()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	if err := fn(bw); err != nil {
-		tmp.Close()
 		return err
 	}
 	if err := bw.Flush(); err != nil {
-		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
+	if err := tmp.Sync(); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
+	// Link under a unique name, then rename over path: the visible file is
+	// always complete.
+	staging := filepath.Join(dir, fmt.Sprintf(".%s.%d.tmp", filepath.Base(path), os.Getpid()))
+	os.Remove(staging)
+	if err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", tmp.Fd()), unix.AT_FDCWD, staging, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := os.Rename(staging, path); err != nil {
+		os.Remove(staging)
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 func newLoadCommand(a *app) *cobra.Command {

@@ -199,10 +199,14 @@ func (s *Store) unpack(ctx context.Context, layers []Layer, diffIDs []digest.Dig
 		return err
 	}
 	for _, j := range jobs {
-		if len(j.links) == 0 {
+		if j.pending == nil {
 			continue
 		}
-		if err := archive.LinkFromLowers(j.pending.Dir(), j.links, j.lowerDirs); err != nil {
+		err := archive.LinkFromLowers(j.pending.Dir(), j.links, j.lowerDirs)
+		if err == nil {
+			err = archive.PruneWhiteouts(j.pending.Dir(), j.lowerDirs)
+		}
+		if err != nil {
 			for _, p := range pending {
 				p.Abort()
 			}

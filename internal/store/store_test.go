@@ -285,3 +285,41 @@ func TestMountImage(t *testing.T) {
 		t.Errorf("mount dir left behind: %v", err)
 	}
 }
+
+func TestMountHidesOnlyRealWhiteouts(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	single := layerTar(t, map[string]string{"etc/hosts": "h", "etc/.wh.passwd": ""})
+	if _, err := st.AddImage(ctx, newImage(t, [][]byte{single}, false, "one")); err != nil {
+		t.Fatal(err)
+	}
+	l1 := layerTar(t, map[string]string{"a/keep": "k", "a/gone": "g"})
+	l2 := layerTar(t, map[string]string{"a/.wh.gone": "", "a/.wh.never": "", "b/.wh.nothing": ""})
+	if _, err := st.AddImage(ctx, newImage(t, [][]byte{l1, l2}, false, "two")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		ref  string
+		dir  string
+		want []string
+	}{
+		{"one", "etc", []string{"hosts"}},
+		{"two", "a", []string{"keep"}},
+		{"two", "b", nil},
+	}
+	for _, tt := range tests {
+		mnt, err := st.Mount(tt.ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries, err := os.ReadDir(filepath.Join(mnt, tt.dir))
+		var got []string
+		for _, e := range entries {
+			got = append(got, e.Name())
+		}
+		st.Unmount(tt.ref)
+		if err != nil || strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s:/%s lists %v (%v), want %v", tt.ref, tt.dir, got, err, tt.want)
+		}
+	}
+}
