@@ -116,11 +116,14 @@ func (h dirHandle) close() {
 	unix.Close(h.fd)
 }
 
-// dirTime is the atime/mtime of a directory entry, applied after all entries.
+// dirTime is the atime/mtime of a directory entry, applied after all
+// entries to the directory it created (identified by its inode, so that a
+// directory removed or replaced later in the layer is left alone).
 type dirTime struct {
-	idx int    // position in applier.timeOrder
-	raw string // entry name as in the tar, for errors
-	ts  [2]unix.Timespec
+	name     string
+	raw      string // entry name as in the tar, for errors
+	ts       [2]unix.Timespec
+	dev, ino uint64
 }
 
 type applier struct {
@@ -133,14 +136,15 @@ type applier struct {
 	dirs    map[string]dirHandle
 	retired []dirHandle
 
-	times     map[string]dirTime
-	timeOrder []string
+	times   []dirTime
+	timeIdx map[string]int // name -> index in times
 
-	// pending maps a hard link's name to its target in a lower layer;
-	// pendingDirs holds every ancestor of a pending name.
+	// pending maps a hard link's name to its target in a lower layer.
+	// under maps a directory to the pending names ever recorded below it,
+	// so that replacing the directory drops them without a full scan.
 	pending      map[string]string
 	pendingOrder []string
-	pendingDirs  map[string]bool
+	under        map[string][]string
 
 	size int64
 	bufp *[]byte
@@ -154,12 +158,12 @@ func newApplier(root string) (*applier, error) {
 	}
 	bufp := copyBufPool.Get().(*[]byte)
 	return &applier{
-		root:   f,
-		rootFD: int(f.Fd()),
-		dirs:   make(map[string]dirHandle),
-		times:  make(map[string]dirTime),
-		bufp:   bufp,
-		buf:    *bufp,
+		root:    f,
+		rootFD:  int(f.Fd()),
+		dirs:    make(map[string]dirHandle),
+		timeIdx: make(map[string]int),
+		bufp:    bufp,
+		buf:     *bufp,
 	}, nil
 }
 
@@ -293,12 +297,6 @@ func (a *applier) remove(parent int, base, name string) error {
 	}
 	a.dropCache()
 	a.forget(name)
-	prefix := name + "/"
-	for k := range a.times {
-		if k == name || strings.HasPrefix(k, prefix) {
-			delete(a.times, k)
-		}
-	}
 	return nil
 }
 
@@ -309,26 +307,21 @@ func (a *applier) forget(name string) {
 		return
 	}
 	delete(a.pending, name)
-	if !a.pendingDirs[name] {
-		return
+	for _, n := range a.under[name] {
+		delete(a.pending, n)
 	}
-	prefix := name + "/"
-	for k := range a.pending {
-		if strings.HasPrefix(k, prefix) {
-			delete(a.pending, k)
-		}
-	}
+	delete(a.under, name)
 }
 
 func (a *applier) addPending(name, target string) {
 	if a.pending == nil {
 		a.pending = make(map[string]string)
-		a.pendingDirs = make(map[string]bool)
+		a.under = make(map[string][]string)
 	}
 	a.pending[name] = target
 	a.pendingOrder = append(a.pendingOrder, name)
 	for d, _ := splitPath(name); d != ""; d, _ = splitPath(d) {
-		a.pendingDirs[d] = true
+		a.under[d] = append(a.under[d], name)
 	}
 }
 
@@ -343,25 +336,26 @@ func (a *applier) links() []Link {
 	return out
 }
 
-func (a *applier) recordDirTime(name, raw string, ts [2]unix.Timespec) {
-	if t, ok := a.times[name]; ok {
-		t.raw, t.ts = raw, ts
-		a.times[name] = t
-		return
+func (a *applier) recordDirTime(name, raw string, fd int, ts [2]unix.Timespec) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
 	}
-	a.times[name] = dirTime{idx: len(a.timeOrder), raw: raw, ts: ts}
-	a.timeOrder = append(a.timeOrder, name)
+	t := dirTime{name: name, raw: raw, ts: ts, dev: st.Dev, ino: st.Ino}
+	if i, ok := a.timeIdx[name]; ok {
+		a.times[i] = t
+		return nil
+	}
+	a.timeIdx[name] = len(a.times)
+	a.times = append(a.times, t)
+	return nil
 }
 
 // finish applies directory times, children before parents.
 func (a *applier) finish() error {
-	for i := len(a.timeOrder) - 1; i >= 0; i-- {
-		name := a.timeOrder[i]
-		t, ok := a.times[name]
-		if !ok || t.idx != i {
-			continue
-		}
-		err := a.setDirTime(name, &t.ts)
+	for i := len(a.times) - 1; i >= 0; i-- {
+		t := &a.times[i]
+		err := a.setDirTime(t)
 		a.releaseRetired()
 		if err != nil {
 			return fmt.Errorf("layer entry %q: setting directory times: %w", shortName(t.raw), err)
@@ -370,16 +364,25 @@ func (a *applier) finish() error {
 	return nil
 }
 
-func (a *applier) setDirTime(name string, ts *[2]unix.Timespec) error {
-	if name == "" {
-		return unix.UtimesNanoAt(a.rootFD, ".", ts[:], unix.AT_SYMLINK_NOFOLLOW)
+func (a *applier) setDirTime(t *dirTime) error {
+	parent, base := a.rootFD, "."
+	if t.name != "" {
+		dir, b := splitPath(t.name)
+		fd, err := a.lookupDir(dir)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			return nil // no longer there: removed or replaced by a later entry
+		}
+		if err != nil {
+			return err
+		}
+		parent, base = fd, b
 	}
-	dir, base := splitPath(name)
-	parent, err := a.lookupDir(dir)
-	if err != nil {
-		return err
+	var st unix.Stat_t
+	if err := unix.Fstatat(parent, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil ||
+		st.Dev != t.dev || st.Ino != t.ino {
+		return nil // removed or replaced by a later entry
 	}
-	return node{parent: parent, base: base, fd: -1}.utimes(ts)
+	return unix.UtimesNanoAt(parent, base, t.ts[:], unix.AT_SYMLINK_NOFOLLOW)
 }
 
 // meta is the validated metadata of a tar entry.
@@ -473,7 +476,12 @@ func (a *applier) apply(hdr *tar.Header, tr *tar.Reader) error {
 	if err != nil {
 		return err
 	}
-	a.forget(name)
+	if hdr.Typeflag == tar.TypeDir {
+		// A pending link of that name is replaced; ones below it stay.
+		delete(a.pending, name)
+	} else {
+		a.forget(name)
+	}
 	parent, err := a.parentDir(dir)
 	if err != nil {
 		return err
@@ -497,8 +505,7 @@ func (a *applier) rootEntry(hdr *tar.Header) error {
 	if err := setMeta(node{parent: a.rootFD, base: ".", fd: a.rootFD}, hdr, &m); err != nil {
 		return err
 	}
-	a.recordDirTime("", hdr.Name, m.ts)
-	return nil
+	return a.recordDirTime("", hdr.Name, a.rootFD, m.ts)
 }
 
 func (a *applier) whiteout(dir, base string) error {
@@ -566,6 +573,9 @@ func (a *applier) mkdir(parent int, name, base string, hdr *tar.Header, m *meta)
 	if err == nil && opaque {
 		err = unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0)
 	}
+	if err == nil {
+		err = a.recordDirTime(name, hdr.Name, fd, m.ts)
+	}
 	if err != nil {
 		h.close()
 		return err
@@ -575,7 +585,6 @@ func (a *applier) mkdir(parent int, name, base string, hdr *tar.Header, m *meta)
 	} else {
 		a.cacheDir(name, h)
 	}
-	a.recordDirTime(name, hdr.Name, m.ts)
 	return nil
 }
 
