@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
+SMALL=${SMALL:-2000}
 MIB=${MIB:-220}
 
 bash hack/install-deps.sh docker.io podman skopeo runc busybox-static bc
@@ -13,7 +14,7 @@ go build -o bin/berth ./cmd/berth
 work=$(mktemp -d /var/tmp/berth-bench-load.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 bash hack/busybox-rootfs.sh "$work/rootfs.tar"
-go run ./test/imagegen -o "$work/image.tar" -base "$work/rootfs.tar" -layers 5 -mib "$MIB" -small 3000 -tag bench/load:latest
+go run ./test/imagegen -o "$work/image.tar" -base "$work/rootfs.tar" -layers 5 -mib "$MIB" -small "$SMALL" -tag bench/load:latest
 size=$(du -m "$work/image.tar" | cut -f1)
 echo "archive: ${size} MiB, $((5 + 1)) layers"
 
@@ -44,17 +45,22 @@ time_podman() {
 	podman rmi -f bench/load:latest >/dev/null
 }
 
-# Warm the page cache with the archive so every tool reads it from memory.
-cat "$work/image.tar" >/dev/null
+# Rounds interleave the tools, and every timed load starts after the
+# previous removal has been flushed and the disk has settled, with the archive
+# in the page cache: file creation on this kind of VM slows down for a while
+# after heavy deletes, and no tool should pay for another's.
+declare -A samples
+settle() { sync; sleep "${SETTLE:-8}"; cat "$work/image.tar" >/dev/null; }
+for _ in $(seq "$RUNS"); do
+	for tool in berth docker podman; do
+		settle
+		samples[$tool]+="$(time_$tool) "
+	done
+done
 declare -A med
 for tool in berth docker podman; do
-	samples=()
-	for _ in $(seq "$RUNS"); do
-		sync
-		samples+=("$(time_$tool)")
-	done
-	med[$tool]=$(printf '%s\n' "${samples[@]}" | median)
-	printf '%-7s load: %6.2f s  (runs: %s)\n' "$tool" "${med[$tool]}" "${samples[*]}"
+	med[$tool]=$(printf '%s\n' ${samples[$tool]} | median)
+	printf '%-7s load: %6.2f s  (runs: %s)\n' "$tool" "${med[$tool]}" "${samples[$tool]}"
 done
 best=$(printf '%s\n' "${med[docker]}" "${med[podman]}" | sort -n | head -1)
 printf 'ratio docker/berth: %.2fx\n' "$(echo "${med[docker]} / ${med[berth]}" | bc -l)"
