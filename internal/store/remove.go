@@ -194,7 +194,7 @@ func (s *Store) GC(wait bool) (GCResult, error) {
 	if err := s.Content.CleanIngest(); err != nil {
 		return res, err
 	}
-	if err := cleanDir(s.TempDir()); err != nil {
+	if err := os.RemoveAll(s.TempDir()); err != nil {
 		return res, err
 	}
 	err = s.Content.Walk(func(info contentInfo, werr error) error {
@@ -224,23 +224,6 @@ func (s *Store) cleanMounts() error {
 		p := filepath.Join(s.Root, "mounts", e.Name())
 		if mounted, err := snapshot.IsMountPoint(p); err == nil && !mounted {
 			os.Remove(p)
-		}
-	}
-	return nil
-}
-
-// cleanDir empties dir, which may not exist.
-func cleanDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -68,7 +68,7 @@ func Open(root string) (*Store, error) {
 }
 
 // TempDir is where commands spool data (such as a compressed archive being
-// loaded); what is left there is removed by GC.
+// loaded), created on demand; GC removes it with whatever was left.
 func (s *Store) TempDir() string { return filepath.Join(s.Root, "tmp") }
 
 // Close releases the lock.
