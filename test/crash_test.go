@@ -421,7 +421,11 @@ func testKilledSaves(t *testing.T, img crashImage) {
 	// A reference archive, checked once in full.
 	ref := filepath.Join(dir, "ref.tar")
 	took := timeBerth(t, root, "save", "-o", ref, img.tag)
-	t.Logf("one save takes %v", took.Round(time.Millisecond))
+	// The first save reads the blobs from disk; the kills race warm ones.
+	for range 3 {
+		took = min(took, timeBerth(t, root, "save", "-o", filepath.Join(dir, "warm.tar"), img.tag))
+	}
+	t.Logf("one warm save takes %v", took.Round(time.Millisecond))
 	checkBerthArchive(t, ref, img.id, img.tag)
 	refSum := fileSum(t, ref)
 
