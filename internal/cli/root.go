@@ -67,6 +67,7 @@ func newRootCommand(a *app) *cobra.Command {
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.AddCommand(imageCommands(a)...)
+	root.AddCommand(remoteCommands(a)...)
 	root.AddCommand(newImageCommand(a), newSystemCommand(a))
 	return root
 }

@@ -282,6 +282,19 @@ func SelectManifest(idx ocispec.Index, want ocispec.Platform) (ocispec.Descripto
 	return ocispec.Descriptor{}, fmt.Errorf("no manifest for platform %s in index", FormatPlatform(want))
 }
 
+// ParsePlatform reads os/arch[/variant].
+func ParsePlatform(s string) (ocispec.Platform, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return ocispec.Platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant]", s)
+	}
+	p := ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
+}
+
 // FormatPlatform renders os/arch[/variant].
 func FormatPlatform(p ocispec.Platform) string {
 	s := p.OS + "/" + p.Architecture

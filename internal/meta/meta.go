@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -24,6 +25,7 @@ var (
 	bucketImages    = []byte("images")
 	bucketNames     = []byte("names")
 	bucketSnapshots = []byte("snapshots")
+	bucketVariants  = []byte("variants")
 )
 
 // ErrNotFound is returned when a record does not exist.
@@ -96,7 +98,7 @@ func (db *DB) Update(fn func(*Tx) error) error {
 	}
 	defer b.Close()
 	return b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketImages, bucketNames, bucketSnapshots} {
+		for _, name := range [][]byte{bucketImages, bucketNames, bucketSnapshots, bucketVariants} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -264,4 +266,30 @@ func (t *Tx) Snapshots() ([]Snapshot, error) {
 // consumed if the transaction commits.
 func (t *Tx) NextSnapshotDir() (uint64, error) {
 	return t.tx.Bucket(bucketSnapshots).NextSequence()
+}
+
+// Variant returns the blob that holds the content of blob src compressed
+// with algo (as stored for pushing).
+func (t *Tx) Variant(src digest.Digest, algo string) (ocispec.Descriptor, error) {
+	var d ocispec.Descriptor
+	err := t.get(bucketVariants, src.String()+" "+algo, &d)
+	return d, err
+}
+
+// PutVariant records a compressed variant of blob src.
+func (t *Tx) PutVariant(src digest.Digest, algo string, d ocispec.Descriptor) error {
+	return t.put(bucketVariants, src.String()+" "+algo, d)
+}
+
+// Variants calls fn for every recorded variant.
+func (t *Tx) Variants(fn func(src digest.Digest, d ocispec.Descriptor) error) error {
+	return each(t, bucketVariants, func(k string, d ocispec.Descriptor) error {
+		src, _, _ := strings.Cut(k, " ")
+		return fn(digest.Digest(src), d)
+	})
+}
+
+// DeleteVariant removes a variant record.
+func (t *Tx) DeleteVariant(src digest.Digest, algo string) error {
+	return t.del(bucketVariants, src.String()+" "+algo)
 }

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/image"
@@ -94,4 +96,36 @@ func (s *Store) LayerSizes(img Image) ([]int64, error) {
 		return nil
 	})
 	return sizes, err
+}
+
+// AddRepoDigest records a name@digest the image is known by in a registry.
+func (s *Store) AddRepoDigest(id digest.Digest, repoDigest string) error {
+	return s.DB.Update(func(tx *meta.Tx) error {
+		rec, err := tx.Image(id)
+		if err != nil {
+			return err
+		}
+		rec.RepoDigests = mergeStrings(rec.RepoDigests, []string{repoDigest})
+		return tx.PutImage(rec)
+	})
+}
+
+// CompressedVariant returns the stored compressed form of blob src.
+func (s *Store) CompressedVariant(src digest.Digest, algo string) (ocispec.Descriptor, bool, error) {
+	var d ocispec.Descriptor
+	err := s.DB.View(func(tx *meta.Tx) error {
+		var err error
+		d, err = tx.Variant(src, algo)
+		return err
+	})
+	if errors.Is(err, meta.ErrNotFound) || (err == nil && !s.Content.Has(d.Digest)) {
+		return d, false, nil
+	}
+	return d, err == nil, err
+}
+
+// SetCompressedVariant records that blob d holds src compressed with algo.
+// GC keeps it as long as src is kept.
+func (s *Store) SetCompressedVariant(src digest.Digest, algo string, d ocispec.Descriptor) error {
+	return s.DB.Update(func(tx *meta.Tx) error { return tx.PutVariant(src, algo, d) })
 }

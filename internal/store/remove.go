@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/image"
@@ -143,6 +144,7 @@ func (s *Store) GC(wait bool) (GCResult, error) {
 
 	liveBlobs := map[digest.Digest]bool{}
 	liveChains := map[digest.Digest]bool{}
+	variants := map[digest.Digest]bool{}
 	var snaps []meta.Snapshot
 	err := s.DB.View(func(tx *meta.Tx) error {
 		recs, err := tx.Images()
@@ -165,8 +167,19 @@ func (s *Store) GC(wait bool) (GCResult, error) {
 			}
 		}
 		snaps, err = tx.Snapshots()
-		return err
+		if err != nil {
+			return err
+		}
+		return tx.Variants(func(src digest.Digest, d ocispec.Descriptor) error {
+			if liveBlobs[src] {
+				variants[d.Digest] = true
+			}
+			return nil
+		})
 	})
+	for d := range variants {
+		liveBlobs[d] = true
+	}
 	if err != nil {
 		return res, err
 	}
