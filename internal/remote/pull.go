@@ -166,8 +166,9 @@ func (c *client) fetchSmall(ctx context.Context, desc ocispec.Descriptor, limit 
 	return b, nil
 }
 
-// Retry and stall limits for blob downloads.
-const (
+// Retry and stall limits for blob downloads (variables so tests can
+// shorten the stall).
+var (
 	maxAttempts  = 5
 	stallTimeout = 30 * time.Second
 )
