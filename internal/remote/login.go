@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/types"
@@ -37,8 +38,22 @@ func Login(ctx context.Context, server, user, password string, opts Options) err
 	}
 	auth := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
 	scope := reg.Repo("berth-login-check").Scope(transport.PullScope)
-	if _, err := transport.NewWithContext(ctx, reg, auth, baseTransport(opts), []string{scope}); err != nil {
+	rt, err := transport.NewWithContext(ctx, reg, auth, baseTransport(opts), []string{scope})
+	if err != nil {
 		return fmt.Errorf("login to %s: %w", key, err)
+	}
+	// A registry with basic auth only sees the credentials on a request.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/", reg.Scheme(), reg.RegistryStr()), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return fmt.Errorf("login to %s: %w", key, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("login to %s: registry answered %s", key, resp.Status)
 	}
 	cf, err := config.Load(config.Dir())
 	if err != nil {

@@ -204,8 +204,11 @@ func (s *Store) byIDPrefix(tx *meta.Tx, prefix string, notFound error) (meta.Ima
 }
 
 func (s *Store) byRepoDigest(tx *meta.Tx, name string) (meta.Image, bool, error) {
-	repo, dgst, _ := strings.Cut(name, "@")
-	repo, _, _ = strings.Cut(repo, ":")
+	repo, err := image.Repository(name)
+	if err != nil {
+		return meta.Image{}, false, nil
+	}
+	_, dgst, _ := strings.Cut(name, "@")
 	recs, err := tx.Images()
 	if err != nil {
 		return meta.Image{}, false, err

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Pull and push of one ≥200 MB, 6-layer image through a local Distribution
+# registry (Debian's docker-registry) by berth, docker and podman in one
+# run. Pulls start from a store without the image; pushes go to a fresh
+# repository each time. Prints medians and ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+MIB=${MIB:-220}
+SMALL=${SMALL:-2000}
+PORT=${PORT:-5077}
+
+bash hack/install-deps.sh docker.io podman skopeo runc busybox-static bc docker-registry
+bash hack/start-dockerd.sh
+go build -o bin/berth ./cmd/berth
+work=$(mktemp -d /var/tmp/berth-bench-pull.XXXXXX)
+reg=127.0.0.1:$PORT
+cat >"$work/registry.yml" <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: $reg
+YML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+regpid=$!
+cleanup() {
+	kill "$regpid" 2>/dev/null || true
+	docker rmi -f $(docker images -q "$reg/*" 2>/dev/null) >/dev/null 2>&1 || true
+	podman rmi -f $(podman images -q --filter "reference=$reg/*" 2>/dev/null) >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 50); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
+
+bash hack/busybox-rootfs.sh "$work/rootfs.tar"
+go run ./test/imagegen -o "$work/image.tar" -base "$work/rootfs.tar" -layers 5 -mib "$MIB" -small "$SMALL" -tag "$reg/bench/pull:latest"
+seed="$work/seed-root"
+bin/berth --root "$seed" load -i "$work/image.tar" >/dev/null
+bin/berth --root "$seed" push -q "$reg/bench/pull:latest" >/dev/null
+img="$reg/bench/pull:latest"
+echo "image: $(du -m "$work/image.tar" | cut -f1) MiB unpacked, 6 layers, in $reg"
+
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+elapsed() { local t0; t0=$(now); "$@" >/dev/null; echo "$(now) - $t0" | bc; }
+
+pull_berth() { rm -rf "$work/pull-root"; elapsed bin/berth --root "$work/pull-root" pull -q "$img"; rm -rf "$work/pull-root"; }
+pull_docker() { docker rmi -f "$img" >/dev/null 2>&1 || true; elapsed docker pull -q "$img"; }
+pull_podman() { podman rmi -f "$img" >/dev/null 2>&1 || true; elapsed podman pull -q --tls-verify=false "$img"; }
+n=0
+push_berth() { n=$((n + 1)); bin/berth --root "$seed" tag "$img" "$reg/push/berth$n:latest"; elapsed bin/berth --root "$seed" push -q "$reg/push/berth$n:latest"; }
+push_docker() { n=$((n + 1)); docker tag "$img" "$reg/push/docker$n:latest"; elapsed docker push -q "$reg/push/docker$n:latest"; }
+push_podman() { n=$((n + 1)); podman tag "$img" "$reg/push/podman$n:latest"; elapsed podman push -q --tls-verify=false "$reg/push/podman$n:latest"; }
+
+settle() { sync; sleep "${SETTLE:-5}"; }
+declare -A samples
+for _ in $(seq "$RUNS"); do
+	for tool in berth docker podman; do
+		settle
+		samples[pull_$tool]+="$(pull_$tool) "
+	done
+done
+for _ in $(seq "$RUNS"); do
+	for tool in berth docker podman; do
+		settle
+		samples[push_$tool]+="$(push_$tool) "
+	done
+done
+declare -A med
+for op in pull push; do
+	for tool in berth docker podman; do
+		med[${op}_$tool]=$(printf '%s\n' ${samples[${op}_$tool]} | median)
+		printf '%s %-7s %6.2f s  (runs: %s)\n' "$op" "$tool" "${med[${op}_$tool]}" "${samples[${op}_$tool]}"
+	done
+	best=$(printf '%s\n' "${med[${op}_docker]}" "${med[${op}_podman]}" | sort -n | head -1)
+	printf '%s ratio docker/berth: %.2fx, podman/berth: %.2fx, fastest-peer/berth: %.2fx\n' "$op" \
+		"$(echo "${med[${op}_docker]} / ${med[${op}_berth]}" | bc -l)" \
+		"$(echo "${med[${op}_podman]} / ${med[${op}_berth]}" | bc -l)" \
+		"$(echo "$best / ${med[${op}_berth]}" | bc -l)"
+done
