@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Pull and push of one ≥200 MB, 6-layer image through a local Distribution
 # registry (Debian's docker-registry) by berth, docker and podman in one
-# run. Pulls start from a store without the image; pushes go to a fresh
-# repository each time. Prints medians and ratios.
+# run. Pulls start from a store without the image; pushes go to an empty
+# registry each time. Prints medians and ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -23,16 +23,22 @@ storage:
 http:
   addr: $reg
 YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-regpid=$!
+regpid=
+start_registry() {
+	[ -z "$regpid" ] || { kill "$regpid"; wait "$regpid" 2>/dev/null || true; }
+	rm -rf "$work/registry"
+	docker-registry serve "$work/registry.yml" >>"$work/registry.log" 2>&1 &
+	regpid=$!
+	for _ in $(seq 50); do curl -sf "http://$reg/v2/" >/dev/null && return; sleep 0.1; done
+}
 cleanup() {
-	kill "$regpid" 2>/dev/null || true
+	[ -z "$regpid" ] || kill "$regpid" 2>/dev/null || true
 	docker rmi -f $(docker images -q "$reg/*" 2>/dev/null) >/dev/null 2>&1 || true
 	podman rmi -f $(podman images -q --filter "reference=$reg/*" 2>/dev/null) >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
-for _ in $(seq 50); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
+start_registry
 
 bash hack/busybox-rootfs.sh "$work/rootfs.tar"
 go run ./test/imagegen -o "$work/image.tar" -base "$work/rootfs.tar" -layers 5 -mib "$MIB" -small "$SMALL" -tag "$reg/bench/pull:latest"
@@ -46,11 +52,19 @@ now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 elapsed() { local t0; t0=$(now); "$@" >/dev/null; echo "$(now) - $t0" | bc; }
 
-pull_berth() { rm -rf "$work/pull-root"; elapsed bin/berth --root "$work/pull-root" pull -q "$img"; rm -rf "$work/pull-root"; }
-pull_docker() { docker rmi -f "$img" >/dev/null 2>&1 || true; elapsed docker pull -q "$img"; }
-pull_podman() { podman rmi -f "$img" >/dev/null 2>&1 || true; elapsed podman pull -q --tls-verify=false "$img"; }
+# Removing by ID drops every tag, so the next pull really downloads.
+pull_berth() { rm -rf "$work/pull-root"; elapsed bin/berth --root "$work/pull-root" pull -q "$img"; }
+pull_docker() {
+	docker rmi -f $(docker images -q "$img") >/dev/null 2>&1 || true
+	elapsed docker pull -q "$img"
+}
+pull_podman() {
+	podman rmi -f $(podman images -q "$img") >/dev/null 2>&1 || true
+	elapsed podman pull -q --tls-verify=false "$img"
+}
 n=0
-push_berth() { n=$((n + 1)); bin/berth --root "$seed" tag "$img" "$reg/push/berth$n:latest"; elapsed bin/berth --root "$seed" push -q "$reg/push/berth$n:latest"; }
+# Each tool pushes the image it pulled last.
+push_berth() { n=$((n + 1)); bin/berth --root "$work/pull-root" tag "$img" "$reg/push/berth$n:latest"; elapsed bin/berth --root "$work/pull-root" push -q "$reg/push/berth$n:latest"; }
 push_docker() { n=$((n + 1)); docker tag "$img" "$reg/push/docker$n:latest"; elapsed docker push -q "$reg/push/docker$n:latest"; }
 push_podman() { n=$((n + 1)); podman tag "$img" "$reg/push/podman$n:latest"; elapsed podman push -q --tls-verify=false "$reg/push/podman$n:latest"; }
 
@@ -62,8 +76,11 @@ for _ in $(seq "$RUNS"); do
 		samples[pull_$tool]+="$(pull_$tool) "
 	done
 done
+# Every push goes to an empty registry, so each tool uploads every layer
+# (compressing it as it would); the registry is restarted with no data.
 for _ in $(seq "$RUNS"); do
 	for tool in berth docker podman; do
+		start_registry
 		settle
 		samples[push_$tool]+="$(push_$tool) "
 	done
