@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,7 +21,7 @@ func remoteCommands(a *app) []*cobra.Command {
 }
 
 func newPullCommand(a *app) *cobra.Command {
-	var quiet, tlsVerify bool
+	var quiet, tlsVerify, allTags bool
 	var platform string
 	cmd := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
@@ -39,29 +40,50 @@ func newPullCommand(a *app) *cobra.Command {
 			if !quiet {
 				opts.Out = a.stdout
 			}
-			return a.withStore(func(st *store.Store) error {
-				res, err := remote.Pull(cmd.Context(), st, args[0], opts)
+			refs := []string{args[0]}
+			if allTags {
+				tags, err := remote.Tags(cmd.Context(), args[0], opts.Options)
 				if err != nil {
 					return err
 				}
-				familiar := image.FamiliarName(res.Name)
-				if !quiet {
-					fmt.Fprintf(a.stdout, "Digest: %s\n", res.Digest)
-					if res.UpToDate {
-						fmt.Fprintf(a.stdout, "Status: Image is up to date for %s\n", familiar)
-					} else {
-						fmt.Fprintf(a.stdout, "Status: Downloaded newer image for %s\n", familiar)
+				refs = refs[:0]
+				for _, t := range tags {
+					refs = append(refs, args[0]+":"+t)
+				}
+			}
+			return a.withStore(func(st *store.Store) error {
+				for _, ref := range refs {
+					if err := a.pullOne(cmd.Context(), st, ref, opts, quiet); err != nil {
+						return err
 					}
 				}
-				fmt.Fprintln(a.stdout, res.Name)
 				return nil
 			})
 		},
 	}
+	cmd.Flags().BoolVarP(&allTags, "all-tags", "a", false, "download all tagged images in the repository")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "suppress verbose output")
 	cmd.Flags().StringVar(&platform, "platform", "", "pull for this platform (os/arch[/variant])")
 	cmd.Flags().BoolVar(&tlsVerify, "tls-verify", true, "require HTTPS and verify certificates (localhost and 127.0.0.0/8 always allow HTTP)")
 	return cmd
+}
+
+func (a *app) pullOne(ctx context.Context, st *store.Store, ref string, opts remote.PullOptions, quiet bool) error {
+	res, err := remote.Pull(ctx, st, ref, opts)
+	if err != nil {
+		return err
+	}
+	familiar := image.FamiliarName(res.Name)
+	if !quiet {
+		fmt.Fprintf(a.stdout, "Digest: %s\n", res.Digest)
+		if res.UpToDate {
+			fmt.Fprintf(a.stdout, "Status: Image is up to date for %s\n", familiar)
+		} else {
+			fmt.Fprintf(a.stdout, "Status: Downloaded newer image for %s\n", familiar)
+		}
+	}
+	fmt.Fprintln(a.stdout, res.Name)
+	return nil
 }
 
 func newPushCommand(a *app) *cobra.Command {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,9 +28,10 @@ type PullOptions struct {
 
 // PullResult says what a pull did.
 type PullResult struct {
-	Image      store.Image
-	Name       string // full name pulled
-	Digest     digest.Digest
+	Image  store.Image
+	Name   string // full name pulled
+	Digest digest.Digest
+	// UpToDate is set when the name already pointed at the pulled image.
 	UpToDate   bool
 	Downloaded int64
 }
@@ -87,7 +89,9 @@ func Pull(ctx context.Context, st *store.Store, ref string, opts PullOptions) (P
 	if err != nil {
 		return res, err
 	}
-	var fetched atomic.Bool
+	if old, err := st.Get(full); err == nil && old.ID == m.Config.Digest {
+		res.UpToDate = true
+	}
 	var downloaded atomic.Int64
 	layers := make([]store.Layer, len(m.Layers))
 	for i, l := range m.Layers {
@@ -96,7 +100,6 @@ func Pull(ctx context.Context, st *store.Store, ref string, opts PullOptions) (P
 		}
 		short := image.ShortID(l.Digest)
 		layers[i] = store.Layer{Desc: l, Open: func() (io.ReadCloser, error) {
-			fetched.Store(true)
 			p.line("%s: Pulling fs layer", short)
 			rc, err := c.openBlob(ctx, l)
 			if err != nil {
@@ -118,7 +121,6 @@ func Pull(ctx context.Context, st *store.Store, ref string, opts PullOptions) (P
 	if _, err := st.AddImage(ctx, store.NewImage{Manifest: manifestRaw, Config: cfg, Layers: layers, Names: names, RepoDigests: repoDigests}); err != nil {
 		return res, err
 	}
-	res.UpToDate = !fetched.Load()
 	res.Downloaded = downloaded.Load()
 	res.Image, err = st.Get(m.Config.Digest.String())
 	return res, err
@@ -322,4 +324,21 @@ func ManifestInspect(ctx context.Context, ref string, opts Options) ([]byte, err
 		return nil, fmt.Errorf("manifest %s: %w", ref, err)
 	}
 	return desc.Manifest, nil
+}
+
+// Tags lists the tags of the repository ref names (ref must carry no tag
+// or digest), sorted as the registry returns them.
+func Tags(ctx context.Context, ref string, opts Options) ([]string, error) {
+	if strings.ContainsAny(ref, "@") || strings.LastIndex(ref, ":") > strings.LastIndex(ref, "/") {
+		return nil, fmt.Errorf("tag can't be used with --all-tags/-a: %s", ref)
+	}
+	r, full, err := parseRef(ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := ggcr.List(r.Context(), remoteOptions(ctx, opts)...)
+	if err != nil {
+		return nil, fmt.Errorf("listing tags of %s: %w", full, err)
+	}
+	return tags, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -72,16 +74,24 @@ func Push(ctx context.Context, st *store.Store, ref string, opts PushOptions) (P
 	if err != nil {
 		return res, err
 	}
-	c, err := newClient(ctx, r.Context(), opts.Options, r.Context().Scope(transport.PushScope))
+	sources := mountSources(img, r.Context())
+	scopes := []string{r.Context().Scope(transport.PushScope)}
+	for _, src := range sources {
+		scopes = append(scopes, src.Scope(transport.PullScope))
+	}
+	c, err := newClient(ctx, r.Context(), opts.Options, scopes...)
 	if err != nil {
 		return res, err
 	}
 	for i := len(layers) - 1; i >= 0; i-- {
 		short := image.ShortID(layers[i].Digest)
-		if c.hasBlob(ctx, layers[i].Digest) {
-			p.line("%s: Layer already exists", short)
-		} else {
+		switch from := c.existsOrMount(ctx, layers[i].Digest, sources); {
+		case from == "":
 			p.line("%s: Preparing", short)
+		case from == r.Context().RepositoryStr():
+			p.line("%s: Layer already exists", short)
+		default:
+			p.line("%s: Mounted from %s", short, from)
 		}
 	}
 	core := &pushImage{st: st, manifest: raw, config: img.RawConfig, layers: layers, p: p}
@@ -101,6 +111,69 @@ func Push(ctx context.Context, st *store.Store, ref string, opts PushOptions) (P
 		}
 	}
 	return res, nil
+}
+
+// mountSources are the other repositories of the same registry the image
+// is known in (from its repo digests): blobs can be mounted from them.
+func mountSources(img store.Image, target name.Repository) []name.Repository {
+	var out []name.Repository
+	for _, rd := range img.RepoDigests {
+		repo, _, _ := strings.Cut(rd, "@")
+		src, err := name.NewRepository(repo)
+		if err != nil || src.RegistryStr() != target.RegistryStr() || src.RepositoryStr() == target.RepositoryStr() {
+			continue
+		}
+		out = append(out, src)
+	}
+	return out
+}
+
+// existsOrMount reports where the target repository gets blob d from: its
+// own name when it has it, a source repository it was mounted from, or ""
+// when it must be uploaded.
+func (c *client) existsOrMount(ctx context.Context, d digest.Digest, sources []name.Repository) string {
+	if c.hasBlob(ctx, d) {
+		return c.repo.RepositoryStr()
+	}
+	for _, src := range sources {
+		u := c.url("blobs/uploads/") + "?mount=" + url.QueryEscape(d.String()) + "&from=" + url.QueryEscape(src.RepositoryStr())
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+		if err != nil {
+			continue
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusCreated {
+			return src.RepositoryStr()
+		}
+		if resp.StatusCode == http.StatusAccepted {
+			// The registry opened an upload instead; cancel it.
+			if loc := resp.Header.Get("Location"); loc != "" {
+				c.cancelUpload(ctx, loc)
+			}
+		}
+	}
+	return ""
+}
+
+func (c *client) cancelUpload(ctx context.Context, loc string) {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return
+	}
+	if !u.IsAbs() {
+		u.Scheme, u.Host = c.scheme, c.repo.RegistryStr()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u.String(), nil)
+	if err != nil {
+		return
+	}
+	if resp, err := c.http.Do(req); err == nil {
+		resp.Body.Close()
+	}
 }
 
 func (c *client) hasBlob(ctx context.Context, d digest.Digest) bool {
