@@ -20,6 +20,13 @@ func remoteCommands(a *app) []*cobra.Command {
 	return []*cobra.Command{newPullCommand(a), newPushCommand(a), newLoginCommand(a), newLogoutCommand(a), newManifestCommand(a)}
 }
 
+// remoteOptions reads the registries configuration (insecure registries,
+// mirrors, short-name search list) for a registry command.
+func remoteOptions(tlsVerify bool) (remote.Options, error) {
+	regs, err := remote.LoadRegistries()
+	return remote.Options{TLSVerify: tlsVerify, Registries: regs}, err
+}
+
 func newPullCommand(a *app) *cobra.Command {
 	var quiet, tlsVerify, allTags bool
 	var platform string
@@ -36,7 +43,11 @@ func newPullCommand(a *app) *cobra.Command {
 				}
 				plat = p
 			}
-			opts := remote.PullOptions{Options: remote.Options{TLSVerify: tlsVerify}, Platform: plat}
+			ropts, err := remoteOptions(tlsVerify)
+			if err != nil {
+				return err
+			}
+			opts := remote.PullOptions{Options: ropts, Platform: plat}
 			if !quiet {
 				opts.Out = a.stdout
 			}
@@ -94,7 +105,11 @@ func newPushCommand(a *app) *cobra.Command {
 		Short: "Upload an image to a registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := remote.PushOptions{Options: remote.Options{TLSVerify: tlsVerify}, Compression: compression}
+			ropts, err := remoteOptions(tlsVerify)
+			if err != nil {
+				return err
+			}
+			opts := remote.PushOptions{Options: ropts, Compression: compression}
 			if !quiet {
 				opts.Out = a.stdout
 			}
@@ -146,7 +161,11 @@ func newLoginCommand(a *app) *cobra.Command {
 			if user == "" || password == "" {
 				return fmt.Errorf("username and password are required (use -u and --password-stdin)")
 			}
-			if err := remote.Login(cmd.Context(), server, user, password, remote.Options{TLSVerify: tlsVerify}); err != nil {
+			ropts, err := remoteOptions(tlsVerify)
+			if err != nil {
+				return err
+			}
+			if err := remote.Login(cmd.Context(), server, user, password, ropts); err != nil {
 				return err
 			}
 			fmt.Fprintln(a.stdout, "Login Succeeded")
@@ -192,7 +211,11 @@ func newManifestCommand(a *app) *cobra.Command {
 		Short: "Display an image's manifest or manifest list",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := remote.ManifestInspect(cmd.Context(), args[0], remote.Options{TLSVerify: tlsVerify})
+			ropts, err := remoteOptions(tlsVerify)
+			if err != nil {
+				return err
+			}
+			raw, err := remote.ManifestInspect(cmd.Context(), args[0], ropts)
 			if err != nil {
 				return err
 			}

@@ -38,7 +38,7 @@ func Login(ctx context.Context, server, user, password string, opts Options) err
 	}
 	auth := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
 	scope := reg.Repo("berth-login-check").Scope(transport.PullScope)
-	rt, err := transport.NewWithContext(ctx, reg, auth, baseTransport(opts), []string{scope})
+	rt, err := transport.NewWithContext(ctx, reg, auth, baseTransport(opts.forHost(reg.RegistryStr())), []string{scope})
 	if err != nil {
 		return fmt.Errorf("login to %s: %w", key, err)
 	}

@@ -38,10 +38,32 @@ type PullResult struct {
 
 // Pull fetches an image into the store: the manifest (resolved through an
 // index for the platform), its config and its layers, which are
-// downloaded in parallel and verified and unpacked while they stream.
+// downloaded in parallel and verified and unpacked while they stream. A
+// short name is tried at each search registry and every registry through
+// its mirrors first, as the registries configuration says.
 func Pull(ctx context.Context, st *store.Store, ref string, opts PullOptions) (PullResult, error) {
+	var errs []error
+	for _, c := range opts.Registries.Candidates(ref) {
+		res, err := pullFrom(ctx, st, c, opts)
+		if err == nil {
+			return res, nil
+		}
+		if ctx.Err() != nil {
+			return res, err
+		}
+		errs = append(errs, err)
+	}
+	return PullResult{}, errors.Join(errs...)
+}
+
+func pullFrom(ctx context.Context, st *store.Store, c Candidate, opts PullOptions) (PullResult, error) {
 	var res PullResult
-	r, full, err := parseRef(ref, opts.Options)
+	ref := c.Source
+	r, _, err := parseRef(ref, opts.Options)
+	if err != nil {
+		return res, err
+	}
+	full, err := image.NormalizeName(c.Name)
 	if err != nil {
 		return res, err
 	}
@@ -50,7 +72,7 @@ func Pull(ctx context.Context, st *store.Store, ref string, opts PullOptions) (P
 	if t, ok := r.(name.Tag); ok {
 		p.line("%s: Pulling from %s", t.TagStr(), familiarRepo(full))
 	}
-	desc, err := ggcr.Get(r, remoteOptions(ctx, opts.Options)...)
+	desc, err := ggcr.Get(r, remoteOptions(ctx, r, opts.Options)...)
 	if err != nil {
 		return res, fmt.Errorf("pull %s: %w", ref, err)
 	}
@@ -65,7 +87,7 @@ func Pull(ctx context.Context, st *store.Store, ref string, opts PullOptions) (P
 		if err != nil {
 			return res, fmt.Errorf("index %s: %w", res.Digest, err)
 		}
-		md, err := ggcr.Get(r.Context().Digest(chosen.Digest.String()), remoteOptions(ctx, opts.Options)...)
+		md, err := ggcr.Get(r.Context().Digest(chosen.Digest.String()), remoteOptions(ctx, r, opts.Options)...)
 		if err != nil {
 			return res, fmt.Errorf("manifest %s: %w", chosen.Digest, err)
 		}
@@ -81,11 +103,11 @@ func Pull(ctx context.Context, st *store.Store, ref string, opts PullOptions) (P
 	if err != nil {
 		return res, err
 	}
-	c, err := newClient(ctx, r.Context(), opts.Options, r.Context().Scope(transport.PullScope))
+	cl, err := newClient(ctx, r.Context(), opts.Options, r.Context().Scope(transport.PullScope))
 	if err != nil {
 		return res, err
 	}
-	cfg, err := c.fetchSmall(ctx, m.Config, image.MaxConfigSize)
+	cfg, err := cl.fetchSmall(ctx, m.Config, image.MaxConfigSize)
 	if err != nil {
 		return res, err
 	}
@@ -101,7 +123,7 @@ func Pull(ctx context.Context, st *store.Store, ref string, opts PullOptions) (P
 		short := image.ShortID(l.Digest)
 		layers[i] = store.Layer{Desc: l, Open: func() (io.ReadCloser, error) {
 			p.line("%s: Pulling fs layer", short)
-			rc, err := c.openBlob(ctx, l)
+			rc, err := cl.openBlob(ctx, l)
 			if err != nil {
 				return nil, err
 			}
@@ -319,7 +341,7 @@ func ManifestInspect(ctx context.Context, ref string, opts Options) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	desc, err := ggcr.Get(r, remoteOptions(ctx, opts)...)
+	desc, err := ggcr.Get(r, remoteOptions(ctx, r, opts)...)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", ref, err)
 	}
@@ -336,7 +358,7 @@ func Tags(ctx context.Context, ref string, opts Options) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags, err := ggcr.List(r.Context(), remoteOptions(ctx, opts)...)
+	tags, err := ggcr.List(r.Context(), remoteOptions(ctx, r, opts)...)
 	if err != nil {
 		return nil, fmt.Errorf("listing tags of %s: %w", full, err)
 	}

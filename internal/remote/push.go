@@ -99,7 +99,7 @@ func Push(ctx context.Context, st *store.Store, ref string, opts PushOptions) (P
 	if err != nil {
 		return res, err
 	}
-	if err := ggcr.Write(tag, v1img, remoteOptions(ctx, opts.Options)...); err != nil {
+	if err := ggcr.Write(tag, v1img, remoteOptions(ctx, r, opts.Options)...); err != nil {
 		return res, fmt.Errorf("push %s: %w", ref, err)
 	}
 	res.Digest, res.Size = digest.FromBytes(raw), int64(len(raw))

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -32,6 +33,18 @@ type Options struct {
 	Out io.Writer
 	// TLSVerify false allows plain HTTP and unverified TLS for any registry.
 	TLSVerify bool
+	// Registries holds insecure registries, mirrors and the short-name
+	// search list.
+	Registries Registries
+}
+
+// forHost returns the options for one registry: TLS verification is off
+// for a registry the configuration marks insecure.
+func (o Options) forHost(host string) Options {
+	if o.Registries.Insecure(host) {
+		o.TLSVerify = false
+	}
+	return o
 }
 
 // parseRef turns a user reference into go-containerregistry's, keeping
@@ -42,7 +55,8 @@ func parseRef(ref string, opts Options) (name.Reference, string, error) {
 		return nil, "", err
 	}
 	var nopts []name.Option
-	if !opts.TLSVerify {
+	host, _, _ := strings.Cut(full, "/")
+	if !opts.forHost(host).TLSVerify {
 		nopts = append(nopts, name.Insecure)
 	}
 	r, err := name.ParseReference(full, nopts...)
@@ -61,11 +75,12 @@ func baseTransport(opts Options) http.RoundTripper {
 	return t
 }
 
-func remoteOptions(ctx context.Context, opts Options) []ggcr.Option {
+// remoteOptions configures go-containerregistry for a reference's registry.
+func remoteOptions(ctx context.Context, r name.Reference, opts Options) []ggcr.Option {
 	return []ggcr.Option{
 		ggcr.WithContext(ctx),
 		ggcr.WithAuthFromKeychain(authn.DefaultKeychain),
-		ggcr.WithTransport(baseTransport(opts)),
+		ggcr.WithTransport(baseTransport(opts.forHost(r.Context().RegistryStr()))),
 		ggcr.WithUserAgent("berth"),
 	}
 }
@@ -82,7 +97,7 @@ func newClient(ctx context.Context, repo name.Repository, opts Options, scopes .
 	if err != nil {
 		return nil, err
 	}
-	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, baseTransport(opts), scopes)
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, baseTransport(opts.forHost(repo.RegistryStr())), scopes)
 	if err != nil {
 		return nil, err
 	}
