@@ -51,7 +51,7 @@ func TestLoadRegistries(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
 		name, body, wantErr string
-		check                func(Registries) bool
+		check               func(Registries) bool
 	}{
 		{"missing file", "", "", func(r Registries) bool { return reflect.DeepEqual(r.Search, []string{"docker.io"}) }},
 		{"full", `unqualified-search-registries = ["a.local"]
