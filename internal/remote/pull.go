@@ -68,7 +68,7 @@ func pullFrom(ctx context.Context, st *store.Store, c Candidate, opts PullOption
 		return res, err
 	}
 	res.Name = full
-	p := &progress{out: opts.Out}
+	p := newProgress(opts.Out)
 	if t, ok := r.(name.Tag); ok {
 		p.line("%s: Pulling from %s", t.TagStr(), familiarRepo(full))
 	}
@@ -121,16 +121,24 @@ func pullFrom(ctx context.Context, st *store.Store, c Candidate, opts PullOption
 			return res, fmt.Errorf("manifest: layer %s has media type %q", l.Digest, l.MediaType)
 		}
 		short := image.ShortID(l.Digest)
+		switch {
+		case res.UpToDate:
+		case st.Content.Has(l.Digest):
+			p.layer(short, "Already exists")
+		default:
+			p.layer(short, "Pulling fs layer")
+		}
 		layers[i] = store.Layer{Desc: l, Open: func() (io.ReadCloser, error) {
-			p.line("%s: Pulling fs layer", short)
 			rc, err := cl.openBlob(ctx, l)
 			if err != nil {
 				return nil, err
 			}
-			return &doneReader{ReadCloser: rc, done: func(n int64) {
-				downloaded.Add(n)
-				p.line("%s: Pull complete", short)
-			}}, nil
+			return &doneReader{ReadCloser: rc,
+				tick: func(n int64) { p.bytes(short, "Downloading", n, l.Size) },
+				done: func(n int64) {
+					downloaded.Add(n)
+					p.layer(short, "Pull complete")
+				}}, nil
 		}}
 	}
 	var names, repoDigests []string
@@ -153,16 +161,21 @@ func familiarRepo(full string) string {
 	return repo
 }
 
-// doneReader calls done with the byte count once, at EOF.
+// doneReader reports the bytes read so far to tick (if set) and calls done
+// with the total once, at EOF.
 type doneReader struct {
 	io.ReadCloser
 	n    int64
+	tick func(int64)
 	done func(int64)
 }
 
 func (d *doneReader) Read(p []byte) (int, error) {
 	n, err := d.ReadCloser.Read(p)
 	d.n += int64(n)
+	if n > 0 && d.tick != nil {
+		d.tick(d.n)
+	}
 	if errors.Is(err, io.EOF) && d.done != nil {
 		d.done(d.n)
 		d.done = nil

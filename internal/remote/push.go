@@ -56,7 +56,7 @@ func Push(ctx context.Context, st *store.Store, ref string, opts PushOptions) (P
 	if err != nil {
 		return res, err
 	}
-	p := &progress{out: opts.Out}
+	p := newProgress(opts.Out)
 	p.line("The push refers to repository [%s]", r.Context().Name())
 	layers := make([]ocispec.Descriptor, len(img.Manifest.Layers))
 	for i, l := range img.Manifest.Layers {
@@ -87,11 +87,11 @@ func Push(ctx context.Context, st *store.Store, ref string, opts PushOptions) (P
 		short := image.ShortID(layers[i].Digest)
 		switch from := c.existsOrMount(ctx, layers[i].Digest, sources); {
 		case from == "":
-			p.line("%s: Preparing", short)
+			p.layer(short, "Preparing")
 		case from == r.Context().RepositoryStr():
-			p.line("%s: Layer already exists", short)
+			p.layer(short, "Layer already exists")
 		default:
-			p.line("%s: Mounted from %s", short, from)
+			p.layer(short, "Mounted from "+from)
 		}
 	}
 	core := &pushImage{st: st, manifest: raw, config: img.RawConfig, layers: layers, p: p}
@@ -280,6 +280,8 @@ func (l *pushLayer) Compressed() (io.ReadCloser, error) {
 		return nil, err
 	}
 	short := image.ShortID(l.desc.Digest)
-	l.p.line("%s: Pushing", short)
-	return &doneReader{ReadCloser: f, done: func(int64) { l.p.line("%s: Pushed", short) }}, nil
+	l.p.layer(short, "Pushing")
+	return &doneReader{ReadCloser: f,
+		tick: func(n int64) { l.p.bytes(short, "Pushing", n, l.desc.Size) },
+		done: func(int64) { l.p.layer(short, "Pushed") }}, nil
 }

@@ -16,8 +16,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"time"
+
+	units "github.com/docker/go-units"
+	"golang.org/x/sys/unix"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -108,12 +113,29 @@ func (c *client) url(path string) string {
 	return fmt.Sprintf("%s://%s/v2/%s/%s", c.scheme, c.repo.RegistryStr(), c.repo.RepositoryStr(), path)
 }
 
-// progress prints Docker-style per-layer status lines.
+// progress prints Docker-style per-layer status. On a terminal each layer
+// keeps one line that is redrawn in place (with a bar while bytes move);
+// elsewhere every status change is a plain line.
 type progress struct {
-	mu  sync.Mutex
-	out io.Writer
+	mu     sync.Mutex
+	out    io.Writer
+	tty    bool
+	order  []string
+	status map[string]string
+	drawn  int
+	last   time.Time
 }
 
+func newProgress(out io.Writer) *progress {
+	p := &progress{out: out, status: map[string]string{}}
+	if f, ok := out.(*os.File); ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		p.tty = err == nil
+	}
+	return p
+}
+
+// line prints a line that belongs to no layer.
 func (p *progress) line(format string, args ...any) {
 	if p == nil || p.out == nil {
 		return
@@ -121,4 +143,70 @@ func (p *progress) line(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintf(p.out, format+"\n", args...)
+	p.order, p.drawn = nil, 0
+	clear(p.status)
+}
+
+// layer sets the status of one layer ("Pull complete", "Pushed", …).
+func (p *progress) layer(id, status string) {
+	if p == nil || p.out == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.tty {
+		fmt.Fprintf(p.out, "%s: %s\n", id, status)
+		return
+	}
+	p.set(id, status)
+	p.redraw()
+}
+
+// bytes reports transfer progress of a layer; only terminals show it, at
+// most ten times a second.
+func (p *progress) bytes(id, verb string, done, total int64) {
+	if p == nil || p.out == nil || !p.tty {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.set(id, fmt.Sprintf("%-11s %s %s/%s", verb, bar(done, total), units.HumanSize(float64(done)), units.HumanSize(float64(total))))
+	if time.Since(p.last) >= 100*time.Millisecond {
+		p.redraw()
+	}
+}
+
+func (p *progress) set(id, status string) {
+	if _, ok := p.status[id]; !ok {
+		p.order = append(p.order, id)
+	}
+	p.status[id] = status
+}
+
+func (p *progress) redraw() {
+	var b strings.Builder
+	if p.drawn > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", p.drawn)
+	}
+	for _, id := range p.order {
+		fmt.Fprintf(&b, "\x1b[2K%s: %s\n", id, p.status[id])
+	}
+	p.drawn = len(p.order)
+	p.last = time.Now()
+	io.WriteString(p.out, b.String())
+}
+
+// bar draws Docker's [=====>     ] for done out of total.
+func bar(done, total int64) string {
+	const width = 50
+	n := 0
+	if total > 0 {
+		n = int(done * width / total)
+	}
+	n = min(max(n, 0), width)
+	arrow := ">"
+	if n == width {
+		arrow = ""
+	}
+	return "[" + strings.Repeat("=", n) + arrow + strings.Repeat(" ", width-n-len(arrow)) + "]"
 }
