@@ -407,6 +407,12 @@ func newPullFixture(t *testing.T) *pullFixture {
 	needBerth(t)
 	f := &pullFixture{reg: startRegistry(t, false)}
 	f.env, _ = clientEnv(t)
+	// No machine-wide registries.conf (mirrors!) may route around the proxy.
+	conf := filepath.Join(t.TempDir(), "registries.conf")
+	if err := os.WriteFile(conf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.env = append(f.env, "BERTH_REGISTRIES_CONF="+conf)
 	archive := filepath.Join(t.TempDir(), "pullfault.tar")
 	const tag = "pullfault/image:latest"
 	const layers = 3
@@ -506,13 +512,17 @@ type berthRun struct {
 	code           int
 	stdout, stderr string
 	elapsed        time.Duration
-	killed         bool // SIGKILLed by us (the limit passed) while it ran
+	killed         bool   // SIGKILLed by us (the limit passed) while it ran
+	signal         string // the signal that ended it, if one did
 }
 
 func (r berthRun) String() string {
 	state := fmt.Sprintf("exit %d", r.code)
-	if r.killed {
-		state = "killed"
+	switch {
+	case r.killed:
+		state = "killed by the test"
+	case r.signal != "":
+		state = "died of " + r.signal + " (not sent by the test)"
 	}
 	return fmt.Sprintf("%s after %v\n--- stdout\n%s\n--- stderr\n%s", state, r.elapsed.Round(time.Millisecond), r.stdout, r.stderr)
 }
@@ -535,9 +545,11 @@ func berthWithin(t testing.TB, env []string, root string, limit time.Duration, a
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	var err error
+	sentKill := false
 	select {
 	case err = <-waited:
 	case <-timer.C:
+		sentKill = true
 		if serr := cmd.Process.Signal(syscall.SIGKILL); serr != nil && !errors.Is(serr, os.ErrProcessDone) {
 			t.Fatalf("SIGKILL berth: %v", serr)
 		}
@@ -552,9 +564,10 @@ func berthWithin(t testing.TB, env []string, root string, limit time.Duration, a
 	switch {
 	case err == nil:
 	case errors.As(err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-			res.killed = true
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			res.code = -1
+			res.signal = ws.Signal().String()
+			res.killed = sentKill && ws.Signal() == syscall.SIGKILL
 		} else {
 			res.code = ee.ExitCode()
 		}
@@ -608,14 +621,19 @@ func isMountPointBelow(dir string) bool {
 	return false
 }
 
-// assertGoodPull checks a pull that succeeded: its output, the image ID,
-// a sound store and the files of every layer.
-func assertGoodPull(t *testing.T, f *pullFixture, root, name string, r berthRun) {
+// assertGoodPull checks a pull that succeeded: its output (that of a pull
+// into an empty store when fresh), the image ID, a sound store and the
+// files of every layer.
+func assertGoodPull(t *testing.T, f *pullFixture, root, name string, r berthRun, fresh bool) {
 	t.Helper()
 	if r.killed || r.code != 0 {
 		t.Fatalf("berth pull %s: want success, got %s", name, r)
 	}
-	checkFreshPull(t, r.stdout, name, f.m)
+	if fresh {
+		checkFreshPull(t, r.stdout, name, f.m)
+	} else if rep := parsePull(t, r.stdout, name); rep.status != "Downloaded newer image for "+name {
+		t.Errorf("berth pull %s: Status %q, want Downloaded newer image", name, rep.status)
+	}
 	if got := berthID(t, root, name); got != f.id {
 		t.Fatalf("berth pull %s: Id %s, want the seed's %s", name, got, f.id)
 	}
@@ -636,6 +654,7 @@ func TestPullFault(t *testing.T) {
 	t.Logf("image %s: %d layers, fault target %s (%d bytes); pulling %s", f.id, len(f.m.Layers), f.target, f.size(f.target), name)
 
 	type faultCase struct {
+		name   string // the subtest; the mode when empty
 		mode   string
 		single bool          // only the largest layer misbehaves (else every blob)
 		bound  time.Duration // the pull must end within this
@@ -685,6 +704,11 @@ func TestPullFault(t *testing.T) {
 				}
 			}
 		}},
+		{name: "truncate-always-all", mode: modeTruncateAlways, bound: 60 * time.Second, outcome: "fail", check: func(t *testing.T, r berthRun) {
+			if reqs := p.requests(f.m.Config.Digest); len(reqs) < 2 || len(reqs) > 5 {
+				t.Errorf("config %s: %s; want 2 to 5 attempts, at most 5", f.m.Config.Digest, p.describe(f.m.Config.Digest))
+			}
+		}},
 		{mode: modeEndless, bound: 90 * time.Second, outcome: "either", check: func(t *testing.T, r berthRun) {
 			perBlob(t, func(t *testing.T, d string, reqs []blobRequest) {
 				t.Logf("blob %s (%d bytes): %s", d, f.size(d), p.describe(d))
@@ -712,6 +736,12 @@ func TestPullFault(t *testing.T) {
 				}
 			}
 		}},
+		{name: "500-always-all", mode: mode500Always, bound: 60 * time.Second, outcome: "fail", check: func(t *testing.T, r berthRun) {
+			// The config comes first: it is the blob that fails.
+			if reqs := p.requests(f.m.Config.Digest); len(reqs) < 2 || len(reqs) > 5 {
+				t.Errorf("config %s: %s; want it retried, at most 5 attempts", f.m.Config.Digest, p.describe(f.m.Config.Digest))
+			}
+		}},
 		{mode: mode429Twice, bound: 90 * time.Second, outcome: "ok", check: func(t *testing.T, r berthRun) {
 			perBlob(t, func(t *testing.T, d string, reqs []blobRequest) {
 				if len(reqs) != 3 || reqs[0].status != 429 || reqs[1].status != 429 || reqs[2].status != 200 {
@@ -734,7 +764,18 @@ func TestPullFault(t *testing.T) {
 
 	var summary []string
 	for _, c := range cases {
-		t.Run(c.mode, func(t *testing.T) {
+		if c.name == "" {
+			c.name = c.mode
+		}
+		// failBlob is the blob a failing pull must name.
+		failBlob := ""
+		switch {
+		case c.single:
+			failBlob = f.target
+		case c.outcome == "fail":
+			failBlob = f.m.Config.Digest
+		}
+		t.Run(c.name, func(t *testing.T) {
 			if c.mode == modeStallOnce {
 				// Berth gives up on a stalled transfer after 30s.
 				if dl, ok := t.Deadline(); ok && time.Until(dl) < 2*time.Minute {
@@ -752,10 +793,18 @@ func TestPullFault(t *testing.T) {
 			switch {
 			case r.killed:
 				outcome = "hung"
+			case r.signal != "":
+				outcome = "died"
 			case r.code != 0:
 				outcome = "failed"
 			}
-			summary = append(summary, fmt.Sprintf("%-16s pull %-6s in %v", c.mode, outcome, r.elapsed.Round(time.Millisecond)))
+			defer func() {
+				verdict := "PASS"
+				if t.Failed() {
+					verdict = "FAIL"
+				}
+				summary = append(summary, fmt.Sprintf("%-20s %s  (want %s) pull %-6s in %v", c.name, verdict, c.outcome, outcome, r.elapsed.Round(time.Millisecond)))
+			}()
 			t.Logf("berth pull: %s", r)
 			if r.killed {
 				t.Fatalf("berth pull %s (%s) still ran after %v: killed", name, c.mode, c.bound)
@@ -765,15 +814,11 @@ func TestPullFault(t *testing.T) {
 			}
 			switch {
 			case c.outcome == "ok" || c.outcome == "either" && r.code == 0:
-				assertGoodPull(t, f, root, name, r)
+				assertGoodPull(t, f, root, name, r, true)
 			default:
-				want := ""
-				if c.single {
-					want = f.target
-				}
-				assertCleanFailure(t, root, r, want)
-				if c.single {
-					hex := strings.TrimPrefix(f.target, "sha256:")
+				assertCleanFailure(t, root, r, failBlob)
+				if failBlob != "" {
+					hex := strings.TrimPrefix(failBlob, "sha256:")
 					if _, err := os.Lstat(filepath.Join(root, "content", "blobs", "sha256", hex)); !errors.Is(err, os.ErrNotExist) {
 						t.Errorf("after the failed pull: content/blobs/sha256/%s exists (%v); the bad blob must not be stored", hex, err)
 					}
@@ -790,7 +835,7 @@ func TestPullFault(t *testing.T) {
 				// The same root takes a good pull afterwards.
 				p.set(modePass, nil)
 				again := berthWithin(t, f.env, root, 90*time.Second, "pull", name)
-				assertGoodPull(t, f, root, name, again)
+				assertGoodPull(t, f, root, name, again, false)
 			}
 		})
 	}
@@ -879,8 +924,8 @@ func TestPullKill(t *testing.T) {
 			checkLoaded(t, root, name, f.files)
 		}
 	}
-	t.Logf("%d of %d pulls were killed mid-way; %d kills left in-flight files", killed, pullKillRounds, leftovers)
-	if killed < pullKillRounds/2 {
+	t.Logf("%d of %d pulls were killed mid-way; %d rounds ended with in-flight files in the store", killed, pullKillRounds, leftovers)
+	if killed < pullKillRounds/3 {
 		t.Errorf("only %d of %d pulls were killed while running: the kills did not exercise pull", killed, pullKillRounds)
 	}
 
@@ -889,7 +934,7 @@ func TestPullKill(t *testing.T) {
 		berth(t, root, "rmi", "-f", f.id)
 	}
 	final := berthWithin(t, f.env, root, 90*time.Second, "pull", name)
-	assertGoodPull(t, f, root, name, final)
+	assertGoodPull(t, f, root, name, final, false)
 	t.Logf("final pull: %v", final.elapsed.Round(time.Millisecond))
 
 	// GC collects what the killed pulls left behind.
