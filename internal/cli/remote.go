@@ -30,6 +30,7 @@ func remoteOptions(tlsVerify bool) (remote.Options, error) {
 func newPullCommand(a *app) *cobra.Command {
 	var quiet, tlsVerify, allTags bool
 	var platform string
+	jobs := 3
 	cmd := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Download an image from a registry",
@@ -47,7 +48,10 @@ func newPullCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := remote.PullOptions{Options: ropts, Platform: plat}
+			if jobs < 1 {
+				return fmt.Errorf("--max-concurrent-downloads must be at least 1")
+			}
+			opts := remote.PullOptions{Options: ropts, Platform: plat, Jobs: jobs}
 			if !quiet {
 				opts.Out = a.stdout
 			}
@@ -73,6 +77,7 @@ func newPullCommand(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&allTags, "all-tags", "a", false, "download all tagged images in the repository")
+	cmd.Flags().IntVar(&jobs, "max-concurrent-downloads", jobs, "layers to download and unpack at once")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "suppress verbose output")
 	cmd.Flags().StringVar(&platform, "platform", "", "pull for this platform (os/arch[/variant])")
 	cmd.Flags().BoolVar(&tlsVerify, "tls-verify", true, "require HTTPS and verify certificates (localhost and 127.0.0.0/8 always allow HTTP)")

@@ -24,6 +24,8 @@ import (
 type PullOptions struct {
 	Options
 	Platform ocispec.Platform
+	// Jobs is how many layers download at once (0: the store's default).
+	Jobs int
 }
 
 // PullResult says what a pull did.
@@ -148,7 +150,7 @@ func pullFrom(ctx context.Context, st *store.Store, c Candidate, opts PullOption
 	if repo, err := image.Repository(full); err == nil {
 		repoDigests = []string{repo + "@" + res.Digest.String()}
 	}
-	if _, err := st.AddImage(ctx, store.NewImage{Manifest: manifestRaw, Config: cfg, Layers: layers, Names: names, RepoDigests: repoDigests}); err != nil {
+	if _, err := st.AddImage(ctx, store.NewImage{Manifest: manifestRaw, Config: cfg, Layers: layers, Names: names, RepoDigests: repoDigests, Jobs: opts.Jobs}); err != nil {
 		return res, err
 	}
 	res.Downloaded = downloaded.Load()

@@ -48,6 +48,9 @@ type NewImage struct {
 	Layers      []Layer
 	Names       []string
 	RepoDigests []string
+	// Jobs is how many layers are fetched and unpacked at once; 0 means
+	// max(number of CPUs, 2).
+	Jobs int
 }
 
 // AddImage stores an image: it ingests missing layer blobs (verifying their
@@ -84,7 +87,7 @@ func (s *Store) AddImage(ctx context.Context, ni NewImage) (meta.Image, error) {
 		}
 		names = append(names, full)
 	}
-	if err := s.unpack(ctx, ni.Layers, cfg.RootFS.DiffIDs); err != nil {
+	if err := s.unpack(ctx, ni.Layers, cfg.RootFS.DiffIDs, ni.Jobs); err != nil {
 		return rec, err
 	}
 	if _, err := s.Content.Put(bytesReader(ni.Config), m.Config.Digest, int64(len(ni.Config))); err != nil {
@@ -147,7 +150,7 @@ type layerJob struct {
 }
 
 // unpack makes sure every layer blob is stored and every chain is unpacked.
-func (s *Store) unpack(ctx context.Context, layers []Layer, diffIDs []digest.Digest) error {
+func (s *Store) unpack(ctx context.Context, layers []Layer, diffIDs []digest.Digest, workers int) error {
 	chain := image.ChainIDs(diffIDs)
 	var jobs []*layerJob
 	// dirs[i] is the directory of layer i, committed or pending.
@@ -193,7 +196,10 @@ func (s *Store) unpack(ctx context.Context, layers []Layer, diffIDs []digest.Dig
 		}
 		return err
 	}
-	if err := runJobs(ctx, jobs, s.processLayer); err != nil {
+	if workers <= 0 {
+		workers = max(runtime.NumCPU(), 2)
+	}
+	if err := runJobs(ctx, jobs, workers, s.processLayer); err != nil {
 		for _, p := range pending {
 			p.Abort()
 		}
@@ -219,8 +225,7 @@ func (s *Store) unpack(ctx context.Context, layers []Layer, diffIDs []digest.Dig
 
 // runJobs runs fn over jobs with bounded concurrency, stopping at the first
 // error.
-func runJobs(ctx context.Context, jobs []*layerJob, fn func(context.Context, *layerJob) error) error {
-	workers := max(runtime.NumCPU(), 2)
+func runJobs(ctx context.Context, jobs []*layerJob, workers int, fn func(context.Context, *layerJob) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
