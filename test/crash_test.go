@@ -3,7 +3,6 @@
 package test
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -243,32 +241,10 @@ func makeCrashImage(t *testing.T) crashImage {
 	img.files = map[string]string{}
 	for n := range layers {
 		layer := files[e.Layers[n+1]]
-		prefix := fmt.Sprintf("opt/layer%d/", n)
-		var regular []string
-		contents := map[string]string{}
-		tr := tar.NewReader(bytes.NewReader(layer))
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("imagegen layer %d: %v", n, err)
-			}
-			if h.Typeflag != tar.TypeReg || !strings.HasPrefix(h.Name, prefix) || h.Size > 64<<10 {
-				continue
-			}
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			regular = append(regular, h.Name)
-			contents[h.Name] = string(b)
-		}
+		regular, contents := imagegenSamples(t, layer, n)
 		if len(regular) < 3 {
-			t.Fatalf("imagegen layer %d: only %d small files under %s", n, len(regular), prefix)
+			t.Fatalf("imagegen layer %d: only %d small files", n, len(regular))
 		}
-		sort.Strings(regular)
 		for _, p := range []string{regular[0], regular[len(regular)/2], regular[len(regular)-1]} {
 			img.files[p] = contents[p]
 			if n == layers-1 {

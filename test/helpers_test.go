@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -491,4 +492,34 @@ func checkBerthArchive(t testing.TB, path, wantID string, wantTags ...string) {
 	if len(ms[0].Layers) != len(e.Layers) {
 		t.Errorf("berth save: OCI manifest has %d layers, manifest.json %d", len(ms[0].Layers), len(e.Layers))
 	}
+}
+
+// imagegenSamples returns the small files test/imagegen wrote into its
+// layer n (under opt/layer<n>/), sorted by name, with their contents.
+func imagegenSamples(t testing.TB, layer []byte, n int) ([]string, map[string]string) {
+	t.Helper()
+	prefix := fmt.Sprintf("opt/layer%d/", n)
+	var names []string
+	contents := map[string]string{}
+	tr := tar.NewReader(bytes.NewReader(layer))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("imagegen layer %d: %v", n, err)
+		}
+		if h.Typeflag != tar.TypeReg || !strings.HasPrefix(h.Name, prefix) || h.Size > 64<<10 {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+		contents[h.Name] = string(b)
+	}
+	sort.Strings(names)
+	return names, contents
 }

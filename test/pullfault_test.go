@@ -3,7 +3,6 @@
 package test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -472,32 +470,10 @@ func sampleGeneratedFiles(t testing.TB, archive string, layers int) map[string]s
 	}
 	out := map[string]string{}
 	for n := range layers {
-		prefix := fmt.Sprintf("opt/layer%d/", n)
-		var names []string
-		contents := map[string]string{}
-		tr := tar.NewReader(bytes.NewReader(files[entries[0].Layers[n+1]]))
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("imagegen layer %d: %v", n, err)
-			}
-			if h.Typeflag != tar.TypeReg || !strings.HasPrefix(h.Name, prefix) || h.Size > 64<<10 {
-				continue
-			}
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			names = append(names, h.Name)
-			contents[h.Name] = string(b)
-		}
+		names, contents := imagegenSamples(t, files[entries[0].Layers[n+1]], n)
 		if len(names) < 2 {
 			t.Fatalf("imagegen layer %d: only %d small files", n, len(names))
 		}
-		sort.Strings(names)
 		for _, p := range []string{names[0], names[len(names)-1]} {
 			out[p] = contents[p]
 		}
