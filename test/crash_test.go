@@ -269,9 +269,14 @@ func TestLoadSurvivesSIGKILL(t *testing.T) {
 func testKilledLoads(t *testing.T, img crashImage) {
 	// How long one uninterrupted load takes, into an empty store (cold)
 	// and into one that has the image already (warm).
+	// The first load also reads the archive from disk: the shortest of
+	// three is what the kills race.
 	scratch := newRoot(t)
 	cold := timeBerth(t, scratch, "load", "-i", img.path)
 	warm := timeBerth(t, scratch, "load", "-i", img.path)
+	for range 2 {
+		cold = min(cold, timeBerth(t, newRoot(t), "load", "-i", img.path))
+	}
 	t.Logf("one load of %s takes %v cold, %v warm", filepath.Base(img.path), cold.Round(time.Millisecond), warm.Round(time.Millisecond))
 
 	seed := crashSeed(t)
