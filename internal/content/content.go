@@ -14,7 +14,6 @@ import (
 	_ "crypto/sha512"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -241,9 +240,6 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 		}
 	}
 }
-
-// Hash is the running hash of the bytes written so far.
-func (w *Writer) Hash() hash.Hash { return w.digester.Hash() }
 
 // Size is the number of bytes written so far.
 func (w *Writer) Size() int64 { return w.n }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"hash"
 	"io"
 	"runtime"
 	"sync"
@@ -301,17 +300,19 @@ func (s *Store) processLayer(ctx context.Context, j *layerJob) error {
 		return fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	defer plain.Close()
-	// An uncompressed layer's diff ID is its blob digest: hash it once.
-	var diff digest.Digester
+	// An uncompressed layer's diff ID is its blob digest: hash it once. A
+	// stored blob was verified when it was committed (and `system check`
+	// re-verifies it).
+	var diffDigest func() digest.Digest
 	tr := io.Reader(plain)
 	switch {
 	case comp == archive.Uncompressed && blob != nil && blob.Digest().Algorithm() == j.diffID.Algorithm():
-		diff = blob
+		diffDigest = blob.Digest
 	case comp == archive.Uncompressed && blob == nil && desc.Digest == j.diffID:
-		diff = verified(desc.Digest)
+		diffDigest = func() digest.Digest { return desc.Digest }
 	default:
 		d := j.diffID.Algorithm().Digester()
-		diff, tr = d, io.TeeReader(plain, d.Hash())
+		diffDigest, tr = d.Digest, io.TeeReader(plain, d.Hash())
 	}
 	if j.pending != nil {
 		res, err := archive.ApplyLayer(j.pending.Dir(), tr)
@@ -328,7 +329,7 @@ func (s *Store) processLayer(ctx context.Context, j *layerJob) error {
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
-	if got := diff.Digest(); got != j.diffID {
+	if got := diffDigest(); got != j.diffID {
 		if blob != nil && blob.Digest() != desc.Digest {
 			return fmt.Errorf("layer %s: content digest is %s", desc.Digest, blob.Digest())
 		}
@@ -341,13 +342,6 @@ func (s *Store) processLayer(ctx context.Context, j *layerJob) error {
 	}
 	return nil
 }
-
-// verified is the digest of a blob the content store verified when it was
-// committed; `system check` re-verifies stored blobs.
-type verified digest.Digest
-
-func (v verified) Hash() hash.Hash       { return nil }
-func (v verified) Digest() digest.Digest { return digest.Digest(v) }
 
 // ctxReader stops a long copy when the context ends.
 type ctxReader struct {
