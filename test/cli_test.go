@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -209,4 +210,19 @@ func allEqual(list []string, want string) bool {
 		}
 	}
 	return true
+}
+
+func TestImportPlatform(t *testing.T) {
+	root := newRoot(t)
+	rootfs := busyboxTar(t)
+	berthImport(t, root, "--platform", "linux/"+runtime.GOARCH, rootfs, "plat/host:1")
+	for _, bad := range []string{"windows/amd64", "linux/s390x", "linux"} {
+		code, _, stderr := berthErr(t, root, "import", "--platform", bad, rootfs, "plat/bad:1")
+		if code == 0 || !strings.Contains(stderr, "platform") {
+			t.Errorf("import --platform %s: exit %d, stderr %q; want a refusal naming the platform", bad, code, stderr)
+		}
+	}
+	if got := strings.TrimSpace(berth(t, root, "images", "-q", "plat/bad")); got != "" {
+		t.Errorf("a refused import left image %q", got)
+	}
 }

@@ -616,6 +616,15 @@ func newImportCommand(a *app) *cobra.Command {
 		Short: "Import the contents from a tarball to create a filesystem image",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if platform != "" {
+				p, err := image.ParsePlatform(platform)
+				if err != nil {
+					return err
+				}
+				if !image.MatchPlatform(image.Platform(), p) {
+					return fmt.Errorf("--platform %s: only the host's platform (%s) is supported", platform, image.FormatPlatform(image.Platform()))
+				}
+			}
 			opts := imagearchive.ImportOptions{Changes: changes, Message: message, Source: "-"}
 			if len(args) == 2 {
 				opts.Name = args[1]
