@@ -377,20 +377,7 @@ func testKilledLoads(t *testing.T, img crashImage) {
 	}
 
 	// GC collects what the killed loads left behind.
-	berth(t, root, "image", "prune", "-a", "-f")
-	if got := strings.TrimSpace(berth(t, root, "images", "-q", "-a")); got != "" {
-		t.Errorf("after image prune -a -f: berth images -q -a = %q, want nothing", got)
-	}
-	for _, d := range []string{"content/ingest", "snapshots/tmp", "content/blobs/sha256"} {
-		if left := dirEntries(t, filepath.Join(root, d)); len(left) > 0 {
-			t.Errorf("after image prune -a -f: %s still holds %q", d, left)
-		}
-	}
-	for _, name := range dirEntries(t, filepath.Join(root, "snapshots")) {
-		if name != "tmp" {
-			t.Errorf("after image prune -a -f (no images left): snapshots/%s remains", name)
-		}
-	}
+	assertPrunedEmpty(t, root)
 	systemCheck(t, root)
 }
 

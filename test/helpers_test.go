@@ -523,3 +523,23 @@ func imagegenSamples(t testing.TB, layer []byte, n int) ([]string, map[string]st
 	sort.Strings(names)
 	return names, contents
 }
+
+// assertPrunedEmpty runs `image prune -a -f` and checks that it left no
+// image, no blob, no snapshot and no leftover of an interrupted write.
+func assertPrunedEmpty(t testing.TB, root string) {
+	t.Helper()
+	berth(t, root, "image", "prune", "-a", "-f")
+	if got := strings.TrimSpace(berth(t, root, "images", "-q", "-a")); got != "" {
+		t.Errorf("after image prune -a -f: berth images -q -a = %q, want nothing", got)
+	}
+	for _, d := range []string{"content/ingest", "snapshots/tmp", "content/blobs/sha256"} {
+		if left := dirEntries(t, filepath.Join(root, d)); len(left) > 0 {
+			t.Errorf("after image prune -a -f: %s still holds %q", d, left)
+		}
+	}
+	for _, name := range dirEntries(t, filepath.Join(root, "snapshots")) {
+		if name != "tmp" {
+			t.Errorf("after image prune -a -f (no images left): snapshots/%s remains", name)
+		}
+	}
+}

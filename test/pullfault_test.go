@@ -914,19 +914,6 @@ func TestPullKill(t *testing.T) {
 	t.Logf("final pull: %v", final.elapsed.Round(time.Millisecond))
 
 	// GC collects what the killed pulls left behind.
-	berth(t, root, "image", "prune", "-a", "-f")
-	if got := strings.TrimSpace(berth(t, root, "images", "-q", "-a")); got != "" {
-		t.Errorf("after image prune -a -f: berth images -q -a = %q, want nothing", got)
-	}
-	for _, d := range []string{"content/ingest", "snapshots/tmp", "content/blobs/sha256"} {
-		if left := dirEntries(t, filepath.Join(root, d)); len(left) > 0 {
-			t.Errorf("after image prune -a -f: %s still holds %q", d, left)
-		}
-	}
-	for _, n := range dirEntries(t, filepath.Join(root, "snapshots")) {
-		if n != "tmp" {
-			t.Errorf("after image prune -a -f (no images left): snapshots/%s remains", n)
-		}
-	}
+	assertPrunedEmpty(t, root)
 	checkAfterCrash(t, root, "after image prune -a -f")
 }
