@@ -16,6 +16,10 @@ trap 'rm -rf "$work"' EXIT
 bash hack/busybox-rootfs.sh "$work/rootfs.tar"
 go run ./test/imagegen -o "$work/image.tar" -base "$work/rootfs.tar" -layers 5 -mib "$MIB" -small "$SMALL" -tag bench/load:latest
 size=$(du -m "$work/image.tar" | cut -f1)
+# Peers are cleaned by image ID: removing by name only untags an image that
+# other tags (from another benchmark, say) still hold, and the next load
+# would then be a no-op.
+id=$(tar -xOf "$work/image.tar" manifest.json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Config"].split(".")[0])')
 echo "archive: ${size} MiB, $((5 + 1)) layers"
 
 now() { date +%s.%N; }
@@ -31,18 +35,18 @@ time_berth() {
 	rm -rf "$root"
 }
 time_docker() {
-	docker rmi -f bench/load:latest >/dev/null 2>&1 || true
+	docker rmi -f "$id" >/dev/null 2>&1 || true
 	local t0 t1
 	t0=$(now); docker load -i "$work/image.tar" >/dev/null; t1=$(now)
 	echo "$t1 - $t0" | bc
-	docker rmi -f bench/load:latest >/dev/null
+	docker rmi -f "$id" >/dev/null
 }
 time_podman() {
-	podman rmi -f bench/load:latest >/dev/null 2>&1 || true
+	podman rmi -f "$id" >/dev/null 2>&1 || true
 	local t0 t1
 	t0=$(now); podman load -q -i "$work/image.tar" >/dev/null; t1=$(now)
 	echo "$t1 - $t0" | bc
-	podman rmi -f bench/load:latest >/dev/null
+	podman rmi -f "$id" >/dev/null
 }
 
 # Rounds interleave the tools, and every timed load starts after the

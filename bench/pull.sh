@@ -33,8 +33,9 @@ start_registry() {
 }
 cleanup() {
 	[ -z "$regpid" ] || kill "$regpid" 2>/dev/null || true
-	docker rmi -f $(docker images -q "$reg/*" 2>/dev/null) >/dev/null 2>&1 || true
-	podman rmi -f $(podman images -q --filter "reference=$reg/*" 2>/dev/null) >/dev/null 2>&1 || true
+	# By ID, so every tag the run made goes with it.
+	[ -z "${imgid:-}" ] || docker rmi -f "$imgid" >/dev/null 2>&1 || true
+	[ -z "${imgid:-}" ] || podman rmi -f "$imgid" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,6 +47,7 @@ seed="$work/seed-root"
 bin/berth --root "$seed" load -i "$work/image.tar" >/dev/null
 bin/berth --root "$seed" push -q "$reg/bench/pull:latest" >/dev/null
 img="$reg/bench/pull:latest"
+imgid=$(bin/berth --root "$seed" inspect -f '{{.Id}}' "$img")
 echo "image: $(du -m "$work/image.tar" | cut -f1) MiB unpacked, 6 layers, in $reg"
 
 now() { date +%s.%N; }
