@@ -25,9 +25,17 @@ type Event struct {
 // and the image is deleted once no name is left; an ID deletes the image,
 // which needs force when several names point at it. A mounted image needs
 // force too (it is unmounted).
+//
+// An image leased by a container keeps its record: removing its last name
+// or its ID is a conflict, and with force only its names go.
 func (s *Store) Remove(ref string, force bool) ([]Event, error) {
+	leases, err := s.leases()
+	if err != nil {
+		return nil, err
+	}
 	var events []Event
-	err := s.DB.Update(func(tx *meta.Tx) error {
+	err = s.DB.Update(func(tx *meta.Tx) error {
+		events = nil
 		rec, err := s.resolve(tx, ref)
 		if err != nil {
 			return err
@@ -36,10 +44,14 @@ func (s *Store) Remove(ref string, force bool) ([]Event, error) {
 		if err != nil {
 			return err
 		}
+		holders := leases[rec.ID]
 		byName := false
 		if full, err := image.NormalizeName(ref); err == nil {
 			for _, n := range names {
 				if n == full {
+					if len(names) == 1 && len(holders) > 0 && !force {
+						return fmt.Errorf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, shortHolder(holders[0]), image.ShortID(rec.ID))
+					}
 					byName = true
 					if err := tx.DeleteName(n); err != nil {
 						return err
@@ -55,6 +67,9 @@ func (s *Store) Remove(ref string, force bool) ([]Event, error) {
 		if !byName && len(names) > 1 && !force {
 			return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", image.ShortID(rec.ID))
 		}
+		if len(holders) > 0 && !byName && !force {
+			return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is being used by container %s", image.ShortID(rec.ID), shortHolder(holders[0]))
+		}
 		if mounted, _ := snapshot.IsMountPoint(s.mountPath(rec.ID)); mounted {
 			if !force {
 				return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is mounted at %s", image.ShortID(rec.ID), s.mountPath(rec.ID))
@@ -69,6 +84,9 @@ func (s *Store) Remove(ref string, force bool) ([]Event, error) {
 			}
 			events = append(events, Event{Untagged: image.FamiliarName(n)})
 		}
+		if len(holders) > 0 {
+			return nil
+		}
 		for _, rd := range rec.RepoDigests {
 			events = append(events, Event{Untagged: image.FamiliarName(rd)})
 		}
@@ -79,6 +97,15 @@ func (s *Store) Remove(ref string, force bool) ([]Event, error) {
 		return nil
 	})
 	return events, err
+}
+
+// shortHolder shortens a lease holder that is a container ID as Docker
+// prints IDs.
+func shortHolder(h string) string {
+	if len(h) == 64 {
+		return h[:12]
+	}
+	return h
 }
 
 func without(list []string, s string) []string {
@@ -98,9 +125,13 @@ func (s *Store) Prune(all bool) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	leases, err := s.leases()
+	if err != nil {
+		return nil, err
+	}
 	var events []Event
 	for _, img := range imgs {
-		if len(img.Names) > 0 && !all {
+		if len(img.Names) > 0 && !all || len(leases[img.ID]) > 0 {
 			continue
 		}
 		if mounted, _ := snapshot.IsMountPoint(s.mountPath(img.ID)); mounted {
