@@ -11,6 +11,7 @@ package snapshot
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -192,6 +193,30 @@ func MountReadOnly(layers []string, target string) error {
 			return fmt.Errorf("mount %s: %d layers exceed the overlayfs option size", target, len(layers))
 		}
 		err = unix.Mount("overlay", target, "overlay", unix.MS_RDONLY, opts)
+	}
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", target, err)
+	}
+	return nil
+}
+
+// MountWritable mounts at target the union of layer directories (top-most
+// first) under the writable directory upper, with work as overlayfs'
+// scratch space on the same filesystem as upper: a container's root
+// filesystem. With no layers, empty (an empty directory) is the only lower.
+// redirect_dir and metacopy stay off so that upper is always expressible
+// as a layer tar.
+func MountWritable(layers []string, upper, work, empty, target string) error {
+	if len(layers) == 0 {
+		layers = []string{empty}
+	}
+	opts := "lowerdir=" + strings.Join(layers, ":") + ",upperdir=" + upper + ",workdir=" + work
+	if len(opts)+40 >= os.Getpagesize() {
+		return fmt.Errorf("mount %s: %d layers exceed the overlayfs option size", target, len(layers))
+	}
+	err := unix.Mount("overlay", target, "overlay", 0, opts+",redirect_dir=off,metacopy=off,index=off")
+	if errors.Is(err, unix.EINVAL) {
+		err = unix.Mount("overlay", target, "overlay", 0, opts)
 	}
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", target, err)
