@@ -29,7 +29,12 @@ import (
 // xattrs) cannot be expressed as a tar diff and is an error, as is a real
 // file whose name starts with ".wh.". upper must not change while WriteDiff
 // runs. WriteDiff does not close w.
-func WriteDiff(w io.Writer, upper string) error {
+func WriteDiff(w io.Writer, upper string) error { return WriteDiffFiltered(w, upper, nil) }
+
+// WriteDiffFiltered is WriteDiff leaving out every entry for which exclude
+// returns true (given its name relative to upper, without a trailing
+// slash); an excluded directory is left out with everything below it.
+func WriteDiffFiltered(w io.Writer, upper string, exclude func(name string) bool) error {
 	f, err := os.OpenFile(upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening upper directory: %w", err)
@@ -38,10 +43,11 @@ func WriteDiff(w io.Writer, upper string) error {
 	bufp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bufp)
 	d := &differ{
-		tw:    tar.NewWriter(w),
-		links: make(map[inode]string),
-		xbuf:  make([]byte, 64<<10),
-		buf:   *bufp,
+		exclude: exclude,
+		tw:      tar.NewWriter(w),
+		links:   make(map[inode]string),
+		xbuf:    make([]byte, 64<<10),
+		buf:     *bufp,
 	}
 	if err := d.walk(f, ""); err != nil {
 		return err
@@ -55,10 +61,11 @@ func WriteDiff(w io.Writer, upper string) error {
 type inode struct{ dev, ino uint64 }
 
 type differ struct {
-	tw    *tar.Writer
-	links map[inode]string // first path seen of each multiply-linked inode
-	xbuf  []byte
-	buf   []byte
+	exclude func(string) bool
+	tw      *tar.Writer
+	links   map[inode]string // first path seen of each multiply-linked inode
+	xbuf    []byte
+	buf     []byte
 }
 
 func (d *differ) walk(dir *os.File, prefix string) error {
@@ -68,6 +75,9 @@ func (d *differ) walk(dir *os.File, prefix string) error {
 	}
 	slices.Sort(names)
 	for _, name := range names {
+		if d.exclude != nil && d.exclude(prefix+name) {
+			continue
+		}
 		if err := d.entry(int(dir.Fd()), prefix, name); err != nil {
 			if _, ok := err.(*diffError); ok {
 				return err
