@@ -10,7 +10,7 @@ set -euo pipefail
 if [ "$#" -gt 0 ]; then
 	pkgs=("$@")
 else
-	pkgs=(docker.io podman skopeo runc busybox-static docker-registry apache2-utils)
+	pkgs=(docker.io podman skopeo runc tini busybox-static docker-registry apache2-utils)
 fi
 
 log() { echo "install-deps: $*" >&2; }

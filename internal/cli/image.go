@@ -23,7 +23,7 @@ func imageCommands(a *app) []*cobra.Command {
 	images := newImagesCommand(a)
 	images.Use = "images [OPTIONS] [REPOSITORY[:TAG]]"
 	return []*cobra.Command{
-		images, newInspectCommand(a), newHistoryCommand(a), newTagCommand(a), newRmiCommand(a),
+		images, newHistoryCommand(a), newTagCommand(a), newRmiCommand(a),
 		newSaveCommand(a), newLoadCommand(a), newImportCommand(a),
 	}
 }

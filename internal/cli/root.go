@@ -68,7 +68,10 @@ func newRootCommand(a *app) *cobra.Command {
 	root.SetErr(a.stderr)
 	root.AddCommand(imageCommands(a)...)
 	root.AddCommand(remoteCommands(a)...)
-	root.AddCommand(newImageCommand(a), newSystemCommand(a))
+	root.AddCommand(containerCommands(a)...)
+
+	root.AddCommand(newAnyInspectCommand(a))
+	root.AddCommand(newImageCommand(a), newSystemCommand(a), newContainerCommand(a))
 	return root
 }
 
