@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	dockerunits "github.com/docker/go-units"
@@ -31,6 +32,7 @@ func newContainerCommand(a *app) *cobra.Command {
 	rm := newRmCommand(a)
 	rm.Aliases = []string{"remove"}
 	cmd.AddCommand(containerCommands(a)...)
+	cmd.AddCommand(changeCommands(a)...)
 
 	cmd.AddCommand(ls, newContainerInspectCommand(a), newContainerPruneCommand(a), newMonitorCommand(a))
 	return cmd
@@ -102,6 +104,9 @@ func newMonitorCommand(a *app) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The pipe must not leak into the runtime and the container,
+			// or StartDetached would wait for them to exit.
+			syscall.CloseOnExec(3)
 			ready := os.NewFile(3, "ready")
 			return a.withEngine(func(e *container.Engine) error {
 				_, err := e.Run(args[0], nil, container.ReadyWriter(ready))

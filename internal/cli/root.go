@@ -69,6 +69,7 @@ func newRootCommand(a *app) *cobra.Command {
 	root.AddCommand(imageCommands(a)...)
 	root.AddCommand(remoteCommands(a)...)
 	root.AddCommand(containerCommands(a)...)
+	root.AddCommand(changeCommands(a)...)
 
 	root.AddCommand(newAnyInspectCommand(a))
 	root.AddCommand(newImageCommand(a), newSystemCommand(a), newContainerCommand(a))

@@ -408,6 +408,9 @@ func (a *app) imageForRun(ctx context.Context, st *store.Store, ref, pull string
 func startFailure(err error) error {
 	var se *container.StartError
 	if errors.As(err, &se) {
+		if se.Shown {
+			return &exitError{code: se.Code}
+		}
 		return &exitError{code: se.Code, msg: "berth: " + se.Msg}
 	}
 	return &exitError{code: 125, msg: "berth: " + err.Error()}

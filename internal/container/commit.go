@@ -258,11 +258,11 @@ func (e *Engine) WithRootfs(c *Container, fn func(rootfs string) error) error {
 		return err
 	}
 	dir := e.Containers.Dir(c.ID)
-	empty := filepath.Join(dir, "empty")
-	if err := os.MkdirAll(empty, 0o755); err != nil {
+	initDir, err := makeInitLayer(dir)
+	if err != nil {
 		return err
 	}
-	if err := snapshot.MountWritable(layers, filepath.Join(dir, "diff"), filepath.Join(dir, "work"), empty, rootfs); err != nil {
+	if err := snapshot.MountWritable(append([]string{initDir}, layers...), filepath.Join(dir, "diff"), filepath.Join(dir, "work"), rootfs); err != nil {
 		return err
 	}
 	ferr := fn(rootfs)

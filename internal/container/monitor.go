@@ -46,13 +46,11 @@ func (e *Engine) prepare(c *Container) error {
 	if err := snapshot.Unmount(rootfs); err != nil {
 		return err
 	}
-	empty := filepath.Join(dir, "empty")
-	if len(layers) == 0 {
-		if err := os.MkdirAll(empty, 0o755); err != nil {
-			return err
-		}
+	initDir, err := makeInitLayer(dir)
+	if err != nil {
+		return err
 	}
-	if err := snapshot.MountWritable(layers, filepath.Join(dir, "diff"), filepath.Join(dir, "work"), empty, rootfs); err != nil {
+	if err := snapshot.MountWritable(append([]string{initDir}, layers...), filepath.Join(dir, "diff"), filepath.Join(dir, "work"), rootfs); err != nil {
 		return fmt.Errorf("container %s: %w", shortID(c.ID), err)
 	}
 	ok := false
@@ -90,6 +88,46 @@ func (e *Engine) prepare(c *Container) error {
 	}
 	ok = true
 	return nil
+}
+
+// initEntries are the mount points the runtime needs, made in a layer of
+// their own between the image and the container's writable layer (as
+// Docker's init layer), so that they never show up in diff or commit.
+var initEntries = []struct {
+	path string
+	dir  bool
+}{
+	{"dev", true}, {"dev/pts", true}, {"dev/shm", true}, {"proc", true}, {"sys", true},
+	{"etc", true}, {"etc/hostname", false}, {"etc/hosts", false}, {"etc/resolv.conf", false},
+}
+
+// makeInitLayer creates a container's init layer directory once.
+func makeInitLayer(dir string) (string, error) {
+	initDir := filepath.Join(dir, "init")
+	if _, err := os.Stat(initDir); err == nil {
+		return initDir, nil
+	}
+	tmp := initDir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return "", err
+	}
+	for _, e := range initEntries {
+		p := filepath.Join(tmp, e.path)
+		var err error
+		if e.dir {
+			err = os.Mkdir(p, 0o755)
+		} else {
+			err = os.WriteFile(p, nil, 0o644)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	if err := os.Symlink("/proc/mounts", filepath.Join(tmp, "etc/mtab")); err != nil {
+		return "", err
+	}
+	return initDir, os.Rename(tmp, initDir)
 }
 
 // pseudoFS are where the runtime mounts kernel filesystems: a working
@@ -272,6 +310,7 @@ func (e *Engine) run(id string, attach *Attach, ready func(error)) (int, error) 
 		startErr = runtimeError(runtimeLog)
 		if startErr != nil {
 			code = startErr.Code
+			startErr.Shown = attach != nil && attach.Stderr != nil && !c.Config.Tty
 		}
 	}
 	snapshot.Unmount(e.rootfs(id))

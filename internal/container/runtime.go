@@ -108,6 +108,9 @@ func (r Runtime) State(id string) (RuntimeState, error) {
 type StartError struct {
 	Code int
 	Msg  string
+	// Shown is set when the runtime already printed the error on the
+	// stderr the caller is attached to.
+	Shown bool
 }
 
 func (e *StartError) Error() string { return e.Msg }

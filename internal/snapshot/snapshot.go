@@ -203,12 +203,11 @@ func MountReadOnly(layers []string, target string) error {
 // MountWritable mounts at target the union of layer directories (top-most
 // first) under the writable directory upper, with work as overlayfs'
 // scratch space on the same filesystem as upper: a container's root
-// filesystem. With no layers, empty (an empty directory) is the only lower.
-// redirect_dir and metacopy stay off so that upper is always expressible
+// filesystem. redirect_dir and metacopy stay off so that upper is always expressible
 // as a layer tar.
-func MountWritable(layers []string, upper, work, empty, target string) error {
+func MountWritable(layers []string, upper, work, target string) error {
 	if len(layers) == 0 {
-		layers = []string{empty}
+		return fmt.Errorf("mount %s: overlayfs needs a lower layer", target)
 	}
 	opts := "lowerdir=" + strings.Join(layers, ":") + ",upperdir=" + upper + ",workdir=" + work
 	if len(opts)+40 >= os.Getpagesize() {

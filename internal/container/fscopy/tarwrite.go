@@ -1,0 +1,221 @@
+package fscopy
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+)
+
+// walker writes a tree to a tar stream without ever following a symlink:
+// every entry is opened O_PATH|O_NOFOLLOW by a single-component openat
+// below a directory handle obtained the same way (or from the in-root
+// resolver), its type is taken from that handle, and only a regular file is
+// ever opened for reading (by reopening that very handle), so a FIFO or
+// device swapped in is never opened and a symlink swapped in is never
+// followed.
+type walker struct {
+	tw    *tar.Writer
+	keep  func(string) bool // which xattrs to archive
+	links map[inode]string  // first name written of each multiply-linked inode
+	xbuf  []byte
+	buf   []byte
+}
+
+func newWalker(w io.Writer, keep func(string) bool) *walker {
+	return &walker{
+		tw:    tar.NewWriter(w),
+		keep:  keep,
+		links: make(map[inode]string),
+		xbuf:  make([]byte, 64<<10),
+		buf:   make([]byte, copyBufSize),
+	}
+}
+
+// close writes the end-of-archive marker (it does not close the writer).
+func (w *walker) close() error {
+	if err := w.tw.Close(); err != nil {
+		return fmt.Errorf("finishing tar: %w", err)
+	}
+	return nil
+}
+
+// walkError names the entry a walk failed on.
+type walkError struct {
+	name string
+	err  error
+}
+
+func (e *walkError) Error() string { return fmt.Sprintf("archiving %q: %v", shortName(e.name), e.err) }
+
+func (e *walkError) Unwrap() error { return e.err }
+
+func named(name string, err error) error {
+	var we *walkError
+	if err == nil || errors.As(err, &we) {
+		return err
+	}
+	return &walkError{name: name, err: err}
+}
+
+// children writes the entries of the directory open (readable) as dir,
+// sorted by name, each named prefix+name.
+func (w *walker) children(dir *os.File, prefix string) error {
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("reading directory: %w", err)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := w.child(int(dir.Fd()), name, prefix+name); err != nil {
+			return named(prefix+name, err)
+		}
+	}
+	return nil
+}
+
+// child writes the entry base of the directory open as dirfd, named name.
+func (w *walker) child(dirfd int, base, name string) error {
+	fd, err := unix.Openat(dirfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), base)
+	defer f.Close()
+	return w.node(f, dirfd, base, name)
+}
+
+// node writes the entry open as f (an O_PATH handle, never followed), named
+// name ("." names a directory whose children get no prefix), and everything
+// below it. dirfd and base locate the entry in its parent; they are needed
+// only for a symlink (dirfd < 0 when f was not opened that way).
+func (w *walker) node(f *os.File, dirfd int, base, name string) error {
+	fd := int(f.Fd())
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	ftype := st.Mode & unix.S_IFMT
+	if ftype == unix.S_IFSOCK {
+		return nil // sockets cannot be archived; Docker skips them too
+	}
+	hdr := &tar.Header{
+		Name:    name,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Unix()),
+		Format:  tar.FormatPAX,
+	}
+	var xattrs []xattr
+	var err error
+	if ftype == unix.S_IFLNK {
+		if dirfd < 0 {
+			return errors.New("symlink without a parent directory handle")
+		}
+		xattrs, err = readXattrs(procPath(dirfd, base), false, w.keep, w.xbuf)
+	} else {
+		xattrs, err = readXattrs(procFD(fd), true, w.keep, w.xbuf)
+	}
+	if err != nil {
+		return err
+	}
+	for _, x := range xattrs {
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = make(map[string]string)
+		}
+		hdr.PAXRecords[paxXattrPrefix+x.name] = string(x.value)
+	}
+
+	if ftype != unix.S_IFDIR && st.Nlink > 1 {
+		key := inode{dev: st.Dev, ino: st.Ino}
+		if first, ok := w.links[key]; ok {
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = first
+			return w.write(hdr)
+		}
+		w.links[key] = name
+	}
+	switch ftype {
+	case unix.S_IFDIR:
+		return w.dir(f, hdr)
+	case unix.S_IFREG:
+		return w.regular(f, hdr, &st)
+	case unix.S_IFLNK:
+		target, err := readlinkAt(fd, "")
+		if err != nil {
+			return err
+		}
+		hdr.Typeflag = tar.TypeSymlink
+		hdr.Linkname = target
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if ftype == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor = int64(unix.Major(st.Rdev))
+		hdr.Devminor = int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return fmt.Errorf("unsupported file mode %#o", st.Mode)
+	}
+	return w.write(hdr)
+}
+
+func (w *walker) dir(f *os.File, hdr *tar.Header) error {
+	name := hdr.Name
+	hdr.Typeflag = tar.TypeDir
+	hdr.Name += "/"
+	if err := w.write(hdr); err != nil {
+		return err
+	}
+	// "." below the handle is the directory itself, never a symlink.
+	fd, err := unix.Openat(int(f.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	d := os.NewFile(uintptr(fd), name)
+	defer d.Close()
+	prefix := name + "/"
+	if name == "." {
+		prefix = ""
+	}
+	return w.children(d, prefix)
+}
+
+func (w *walker) regular(f *os.File, hdr *tar.Header, st *unix.Stat_t) error {
+	// Reopening the O_PATH handle opens the very inode that was stat'ed.
+	rf, err := pathrs.Reopen(f, unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("opening file: %w", err)
+	}
+	defer rf.Close()
+	hdr.Typeflag = tar.TypeReg
+	hdr.Size = st.Size
+	if err := w.write(hdr); err != nil {
+		return err
+	}
+	// A LimitReader hides *os.File's WriteTo, so the buffer is used.
+	n, err := io.CopyBuffer(w.tw, io.LimitReader(rf, st.Size), w.buf)
+	if err != nil {
+		return fmt.Errorf("copying content: %w", err)
+	}
+	if n != st.Size {
+		return errors.New("file shrank while archiving")
+	}
+	return nil
+}
+
+func (w *walker) write(hdr *tar.Header) error {
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing tar header: %w", err)
+	}
+	return nil
+}
