@@ -118,7 +118,7 @@ func splitCpArg(arg string) (ctr, p string) {
 func newCpCommand(a *app) *cobra.Command {
 	var follow, archive, quiet bool
 	cmd := &cobra.Command{
-		Use: "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n  berth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+		Use:   "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n  berth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
 		Short: "Copy files/folders between a container and the local filesystem",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -188,14 +188,16 @@ func (x *extractor) run(r io.Reader) error {
 			}
 			return fmt.Errorf("reading tar after %q: %w", shortName(last), err)
 		}
+		// Entry errors do not unwrap: a missing hard link target must not
+		// read as "the destination does not exist" (fs.ErrNotExist).
 		if err := x.entry(hdr, tr); err != nil {
-			return fmt.Errorf("extracting %q: %w", shortName(hdr.Name), err)
+			return fmt.Errorf("extracting %q: %v", shortName(hdr.Name), err)
 		}
 		last = hdr.Name
 	}
 	for i := len(x.times) - 1; i >= 0; i-- {
 		if err := x.setDirTime(&x.times[i]); err != nil {
-			return fmt.Errorf("setting times of %q: %w", x.res.show(x.times[i].rel), err)
+			return fmt.Errorf("setting times of %q: %v", x.res.show(x.times[i].rel), err)
 		}
 	}
 	return nil

@@ -46,15 +46,15 @@ func (w *walker) close() error {
 	return nil
 }
 
-// walkError names the entry a walk failed on.
+// walkError names the entry a walk failed on. It does not unwrap: a file
+// vanishing in the middle of a walk must not read as "the source does not
+// exist" (fs.ErrNotExist).
 type walkError struct {
 	name string
 	err  error
 }
 
 func (e *walkError) Error() string { return fmt.Sprintf("archiving %q: %v", shortName(e.name), e.err) }
-
-func (e *walkError) Unwrap() error { return e.err }
 
 func named(name string, err error) error {
 	var we *walkError
