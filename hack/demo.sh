@@ -24,7 +24,7 @@ cleanup() {
 	awk -v r="$BERTH_ROOT" '$5 == r || index($5, r "/") == 1 { print $5 }' /proc/self/mountinfo |
 		sort -r | while read -r m; do umount -l "$m"; done
 	rm -rf "$BERTH_ROOT" "$work"
-	if [ -n "$docker_img" ]; then docker rmi "$docker_img" >/dev/null 2>&1; fi
+	if [ -n "$docker_img" ]; then docker rmi $docker_img >/dev/null 2>&1; fi
 }
 trap cleanup EXIT
 
@@ -91,6 +91,25 @@ show "$mnt/bin/busybox" echo hi
 "$mnt/bin/busybox" echo hi
 berth image unmount demo/app:1
 
+section "Run containers: attached, detached, exec, logs, stop"
+berth run --rm demo/app:1 sh -c 'echo "hello from pid $$ on $(hostname)"; grep -E "^(CapEff|Seccomp):" /proc/self/status'
+show berth run -d --name web demo/app:1 sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done'
+"$BERTH" run -d --name web demo/app:1 sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done'
+berth ps
+berth exec web sh -c 'echo "exec sees: $(ps | wc -l) lines of ps"'
+sleep 1
+berth logs --tail 2 web
+berth stop -t 1 web
+berth ps -a
+
+section "Commit a container's changes and run the new image"
+berth run --name changer demo/app:1 sh -c 'echo committed by berth > /hello; rm /bin/vi'
+berth diff changer
+berth commit -c 'CMD ["cat", "/hello"]' -m "add /hello" changer demo/app:2
+berth run --rm demo/app:2
+berth history demo/app:2
+berth rm web changer
+
 section "Disk usage and consistency check"
 berth system df
 berth system check
@@ -111,6 +130,12 @@ if command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ]; then
 	fi
 	show docker run --rm --network none demo/app:1 echo hello from berth
 	docker run --rm --network none demo/app:1 echo hello from berth
+	berth save -o "$work/committed.tar" demo/app:2
+	show docker load -i "$work/committed.tar"
+	docker load -i "$work/committed.tar"
+	docker_img="demo/app:1 demo/app:2"
+	show docker run --rm --network none demo/app:2
+	docker run --rm --network none demo/app:2
 else
 	echo "dockerd is not installed (hack/install-deps.sh installs it): skipped"
 fi
