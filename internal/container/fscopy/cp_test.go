@@ -21,6 +21,7 @@ func containerTree(tb testing.TB, root string) {
 		reg("file", "file", 0o640).owner(1000, 1001).xattr("user.k", "v").xattr("security.selinux", "label"),
 		dir("dir", 0o750).owner(1000, 1001),
 		reg("dir/a", "a", 0o644),
+		hard("dir/hard", "dir/a"),
 		sym("dir/ln", "a"),
 		dir("dir/sub", 0o755),
 		reg("dir/sub/b", "b", 0o600),
@@ -57,26 +58,26 @@ func TestCopyFromStdout(t *testing.T) {
 		}},
 		{src: "file", names: []string{"file"}},
 		{src: "/../../file", names: []string{"file"}},
-		{src: "/dir", names: []string{"dir/", "dir/a", "dir/ln", "dir/sub/", "dir/sub/b"}},
-		{src: "/dir/", names: []string{"dir/", "dir/a", "dir/ln", "dir/sub/", "dir/sub/b"}},
-		{src: "/dir/.", names: []string{"./", "a", "ln", "sub/", "sub/b"}},
+		{src: "/dir", names: []string{"dir/", "dir/a", "dir/hard", "dir/ln", "dir/sub/", "dir/sub/b"}},
+		{src: "/dir/", names: []string{"dir/", "dir/a", "dir/hard", "dir/ln", "dir/sub/", "dir/sub/b"}},
+		{src: "/dir/.", names: []string{"./", "a", "hard", "ln", "sub/", "sub/b"}},
 		{src: "/link-dir", names: []string{"link-dir"}, check: func(t *testing.T, ents []tarEnt) {
 			if ents[0].hdr.Typeflag != tar.TypeSymlink || ents[0].hdr.Linkname != "dir" {
 				t.Errorf("not the symlink: %+v", ents[0].hdr)
 			}
 		}},
-		{src: "/link-dir/", names: []string{"link-dir/", "link-dir/a", "link-dir/ln", "link-dir/sub/", "link-dir/sub/b"}},
+		{src: "/link-dir/", names: []string{"link-dir/", "link-dir/a", "link-dir/hard", "link-dir/ln", "link-dir/sub/", "link-dir/sub/b"}},
 		{src: "/abs-link-dir/sub", names: []string{"sub/", "sub/b"}},
-		{src: "/link-dir", follow: true, names: []string{"link-dir/", "link-dir/a", "link-dir/ln", "link-dir/sub/", "link-dir/sub/b"}},
+		{src: "/link-dir", follow: true, names: []string{"link-dir/", "link-dir/a", "link-dir/hard", "link-dir/ln", "link-dir/sub/", "link-dir/sub/b"}},
 		{src: "/link-file", follow: true, names: []string{"link-file"}, check: func(t *testing.T, ents []tarEnt) {
 			if ents[0].hdr.Typeflag != tar.TypeReg || ents[0].body != "file" {
 				t.Errorf("not the target: %+v", ents[0].hdr)
 			}
 		}},
 		{src: "/dir/ln", follow: true, names: []string{"ln"}},
-		{src: "/", names: []string{"./", "abs-link-dir", "devdir/", "devdir/null", "dir/", "dir/a", "dir/ln",
+		{src: "/", names: []string{"./", "abs-link-dir", "devdir/", "devdir/null", "dir/", "dir/a", "dir/hard", "dir/ln",
 			"dir/sub/", "dir/sub/b", "file", "link-dir", "link-file", "suid"}},
-		{src: "/.", names: []string{"./", "abs-link-dir", "devdir/", "devdir/null", "dir/", "dir/a", "dir/ln",
+		{src: "/.", names: []string{"./", "abs-link-dir", "devdir/", "devdir/null", "dir/", "dir/a", "dir/hard", "dir/ln",
 			"dir/sub/", "dir/sub/b", "file", "link-dir", "link-file", "suid"}},
 	}
 	for _, tc := range tests {
@@ -152,6 +153,9 @@ func TestCopyFromHost(t *testing.T) {
 			check: func(t *testing.T, out string) { wantBody(t, out, "target", "file") }},
 		{name: "dir to new", src: "/dir", dst: "new", check: func(t *testing.T, out string) {
 			wantBody(t, out, "new/a", "a")
+			if a, h := lstat(t, filepath.Join(out, "new/a")), lstat(t, filepath.Join(out, "new/hard")); a.Ino != h.Ino {
+				t.Errorf("hard link not kept")
+			}
 			wantBody(t, out, "new/sub/b", "b")
 			if l, _ := os.Readlink(filepath.Join(out, "new/ln")); l != "a" {
 				t.Errorf("new/ln -> %q", l)
@@ -442,5 +446,38 @@ func TestCopyTo(t *testing.T) {
 				t.Errorf("error matches fs.ErrNotExist: %v", err)
 			}
 		})
+	}
+}
+
+// TestNoFDLeak runs every operation, failing ones included, and checks that
+// no descriptor is left open.
+func TestNoFDLeak(t *testing.T) {
+	requireRoot(t)
+	root, out, src := t.TempDir(), t.TempDir(), t.TempDir()
+	containerTree(t, root)
+	hostSource(t, src)
+	count := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		must(t, err)
+		return len(ents)
+	}
+	before := count()
+	for range 3 {
+		var buf bytes.Buffer
+		Export(&buf, root)
+		Export(&buf, filepath.Join(root, "nope"))
+		for _, s := range []string{"/", "/dir", "/dir/.", "/file", "/link-dir", "/link-dir/", "/nope", "/file/", "/devdir"} {
+			CopyFrom(root, s, "-", &buf, false)
+			CopyFrom(root, s, "-", &buf, true)
+			CopyFrom(root, s, filepath.Join(out, "x"+strings.ReplaceAll(s, "/", "_")), nil, false)
+		}
+		for _, d := range []string{"/", "/dir", "/new", "/nope/x", "/file", "/devdir/null", "/link-dir"} {
+			CopyTo(root, d, filepath.Join(src, "dir"), nil, false)
+			CopyTo(root, d, filepath.Join(src, "file"), nil, false)
+			CopyTo(root, d, "-", bytes.NewReader(mkTar(t, reg("a", "a", 0o644), reg("../b", "b", 0o644))), false)
+		}
+	}
+	if after := count(); after != before {
+		t.Errorf("%d descriptors open before, %d after", before, after)
 	}
 }

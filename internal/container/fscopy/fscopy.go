@@ -90,6 +90,18 @@ func Export(w io.Writer, rootfs string) error {
 // and children have no prefix), with uid, gid, mode, mtime and xattrs other
 // than overlayfs' own and security.selinux.
 func CopyFrom(rootfs, src, dst string, stdout io.Writer, followLink bool) error {
+	var hostDst string
+	if dst != "-" {
+		// As Docker's CLI, check the host destination first.
+		abs, err := filepath.Abs(dst)
+		if err != nil {
+			return err
+		}
+		hostDst = preserveTrailing(abs, dst)
+		if err := validateOutputPath(hostDst); err != nil {
+			return err
+		}
+	}
 	root, err := openInRoot(rootfs)
 	if err != nil {
 		return err
@@ -101,13 +113,20 @@ func CopyFrom(rootfs, src, dst string, stdout io.Writer, followLink bool) error 
 	}
 	defer s.close()
 	if dst == "-" {
+		if stdout == nil {
+			return errors.New("no output to write the archive to")
+		}
 		wk := newWalker(stdout, copyXattr)
 		if err := wk.node(s.f, s.dirfd, s.base, s.name); err != nil {
 			return named(s.name, err)
 		}
 		return wk.close()
 	}
-	dir, top, err := planHostCopy(dst, s.isDir, s.name)
+	info, err := hostDestInfo(hostDst)
+	if err != nil {
+		return err
+	}
+	dir, top, err := prepareCopy(info, s.isDir, s.name)
 	if err != nil {
 		return err
 	}
@@ -169,6 +188,9 @@ func CopyTo(rootfs, dst, src string, stdin io.Reader, followLink bool) error {
 	if src == "-" {
 		if !dstInfo.isDir {
 			return fmt.Errorf("destination %q %w", dst, ErrMustBeDirectory)
+		}
+		if stdin == nil {
+			return errors.New("no input to read the archive from")
 		}
 		return extractToContainer(root, dstInfo.path, stdin)
 	}
@@ -432,24 +454,8 @@ func rebaseName(p, resolved string) (string, string) {
 // container-side errors match fs.ErrNotExist.
 func hostErr(err error) error { return errors.New(err.Error()) }
 
-// planHostCopy applies Docker's ValidateOutputPath, CopyInfoDestinationPath
-// and PrepareArchiveCopy to host destination dst.
-func planHostCopy(dst string, srcIsDir bool, srcName string) (dir, top string, err error) {
-	abs, err := filepath.Abs(dst)
-	if err != nil {
-		return "", "", err
-	}
-	abs = preserveTrailing(abs, dst)
-	if err := validateOutputPath(abs); err != nil {
-		return "", "", err
-	}
-	info, err := hostDestInfo(abs)
-	if err != nil {
-		return "", "", err
-	}
-	return prepareCopy(info, srcIsDir, srcName)
-}
-
+// validateOutputPath is Docker's ValidateOutputPath on host path p: its
+// parent must exist, and p, if it exists, must not be a device.
 func validateOutputPath(p string) error {
 	dir := filepath.Dir(filepath.Clean(p))
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
@@ -509,20 +515,36 @@ func hostDestInfo(p string) (destInfo, error) {
 // errConsumerDone closes the pipe when the extracting side has returned.
 var errConsumerDone = errors.New("extraction ended")
 
+// pipeWriter notes whether the extracting side went away under a write.
+type pipeWriter struct {
+	w      *io.PipeWriter
+	closed bool
+}
+
+func (p *pipeWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if errors.Is(err, errConsumerDone) {
+		p.closed = true
+	}
+	return n, err
+}
+
 // pipeTar runs produce (writing a tar) and consume (reading it)
-// concurrently and returns the first real error.
+// concurrently and returns the error that came first: the producer's,
+// unless it failed because the consumer had given up.
 func pipeTar(produce func(io.Writer) error, consume func(io.Reader) error) error {
 	pr, pw := io.Pipe()
+	w := &pipeWriter{w: pw}
 	done := make(chan error, 1)
 	go func() {
-		err := produce(pw)
+		err := produce(w)
 		pw.CloseWithError(err)
 		done <- err
 	}()
 	cerr := consume(pr)
 	pr.CloseWithError(errConsumerDone)
 	perr := <-done
-	if perr != nil && !errors.Is(perr, errConsumerDone) {
+	if perr != nil && !w.closed {
 		return perr
 	}
 	return cerr

@@ -199,14 +199,16 @@ type inRoot struct {
 }
 
 func openInRoot(rootfs string) (*inRoot, error) {
+	// Errors do not unwrap: a missing root must not read as "the path in
+	// the container does not exist" (fs.ErrNotExist).
 	f, err := os.OpenFile(rootfs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening container root filesystem: %w", err)
+		return nil, fmt.Errorf("opening container root filesystem: %v", err)
 	}
 	real, err := os.Readlink(procFD(int(f.Fd())))
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("opening container root filesystem: %w", err)
+		return nil, fmt.Errorf("opening container root filesystem: %v", err)
 	}
 	return &inRoot{f: f, real: real}, nil
 }
