@@ -29,8 +29,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
-
-	"github.com/berth-dev/berth/internal/image"
 )
 
 // Status values, as Docker reports them.
@@ -454,12 +452,3 @@ func shortID(id string) string {
 
 // ShortID is the 12-character form of a container ID.
 func ShortID(id string) string { return shortID(id) }
-
-// imageRef is the image as ps shows it: the name the user gave, or the
-// short image ID.
-func (c *Container) imageRef() string {
-	if c.ImageName != "" {
-		return c.ImageName
-	}
-	return image.ShortID(c.Image)
-}

@@ -224,6 +224,14 @@ func (e *Engine) runtime(c *Container) (Runtime, error) {
 	return NewRuntime(c.HostConfig.Runtime, e.RuntimeRoot)
 }
 
+// runtimeKnows reports whether the runtime still has state for a
+// container (runc keeps a directory per container under its root), without
+// the cost of running it.
+func (e *Engine) runtimeKnows(id string) bool {
+	_, err := os.Lstat(filepath.Join(e.RuntimeRoot, id))
+	return err == nil
+}
+
 // lockPath is the monitor lock: held exclusively by a container's monitor
 // for as long as it runs, so its absence means no monitor.
 func (e *Engine) lockPath(id string) string {
@@ -282,7 +290,7 @@ func (e *Engine) Reconcile(id string) (*Container, error) {
 		if !c.State.Running || e.monitorAlive(id) {
 			return nil
 		}
-		if rt, err := e.runtime(c); err == nil {
+		if rt, err := e.runtime(c); err == nil && e.runtimeKnows(id) {
 			rt.Delete(id, true)
 		}
 		snapshot.Unmount(e.rootfs(id))

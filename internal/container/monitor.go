@@ -315,7 +315,15 @@ func (e *Engine) run(id string, attach *Attach, ready func(error)) (int, error) 
 	}
 	snapshot.Unmount(e.rootfs(id))
 	os.Remove(pidFile)
-	c, err = e.Containers.Update(id, func(c *Container) error {
+	if c.HostConfig.AutoRemove {
+		lock.Close()
+		err = e.remove(c, true)
+		if startErr != nil {
+			return code, startErr
+		}
+		return code, err
+	}
+	_, err = e.Containers.Update(id, func(c *Container) error {
 		c.State.Running, c.State.Paused = false, false
 		c.State.Status = Exited
 		c.State.Pid = 0
@@ -326,10 +334,6 @@ func (e *Engine) run(id string, attach *Attach, ready func(error)) (int, error) 
 		}
 		return nil
 	})
-	if err == nil && c.HostConfig.AutoRemove {
-		lock.Close()
-		err = e.remove(c, true)
-	}
 	if startErr != nil {
 		return code, startErr
 	}

@@ -38,8 +38,8 @@ func (e *Engine) Remove(c *Container, force, volumes bool) error {
 
 // remove deletes a stopped container.
 func (e *Engine) remove(c *Container, volumes bool) error {
-	if rt, err := e.runtime(c); err == nil {
-		if _, err := rt.State(c.ID); err == nil {
+	if e.runtimeKnows(c.ID) {
+		if rt, err := e.runtime(c); err == nil {
 			rt.Delete(c.ID, true)
 		}
 	}

@@ -61,9 +61,6 @@ func (r Runtime) run(args ...string) error {
 // container's init process.
 func (r Runtime) Kill(id, sig string) error { return r.run("kill", id, sig) }
 
-// KillAll sends a signal to every process of the container.
-func (r Runtime) KillAll(id, sig string) error { return r.run("kill", "--all", id, sig) }
-
 // Delete removes the runtime's state of a container, killing it if force.
 func (r Runtime) Delete(id string, force bool) error {
 	if force {
@@ -77,30 +74,6 @@ func (r Runtime) Pause(id string) error { return r.run("pause", id) }
 
 // Resume thaws a paused container.
 func (r Runtime) Resume(id string) error { return r.run("resume", id) }
-
-// RuntimeState is the runtime's view of a container.
-type RuntimeState struct {
-	Status string `json:"status"`
-	Pid    int    `json:"pid"`
-}
-
-// State asks the runtime about a container; a container it does not know
-// is an error wrapping os.ErrNotExist.
-func (r Runtime) State(id string) (RuntimeState, error) {
-	var st RuntimeState
-	cmd := r.command("state", id)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		if strings.Contains(stderr.String(), "does not exist") {
-			return st, fmt.Errorf("container %s: %w", shortID(id), os.ErrNotExist)
-		}
-		return st, fmt.Errorf("runtime state %s: %s", shortID(id), strings.TrimSpace(stderr.String()))
-	}
-	err = json.Unmarshal(out, &st)
-	return st, err
-}
 
 // StartError is a failure to start a container's process, with the exit
 // code Docker uses for it: 126 when the command cannot be invoked, 127
