@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/store"
 )
 
@@ -30,10 +31,25 @@ func newDfCommand(a *app) *cobra.Command {
 		Short: "Show berth disk usage",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(st *store.Store) error {
-				u, err := st.DiskUsage()
+			return a.withEngine(func(e *container.Engine) error {
+				u, err := e.Images.DiskUsage()
 				if err != nil {
 					return err
+				}
+				cs, err := e.List()
+				if err != nil {
+					return err
+				}
+				var running int
+				var csize, creclaim int64
+				for _, c := range cs {
+					n, _ := e.WritableSize(c)
+					csize += n
+					if c.State.Running {
+						running++
+					} else {
+						creclaim += n
+					}
 				}
 				p, err := newRowPrinter(a.stdout, format,
 					"table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
@@ -47,7 +63,7 @@ func newDfCommand(a *app) *cobra.Command {
 				}
 				rows := []dfRow{
 					{"Images", fmt.Sprint(u.Images), fmt.Sprint(u.ActiveImages), humanSize(u.ImagesSize), fmt.Sprintf("%s (%d%%)", humanSize(u.Reclaimable), pct)},
-					{"Containers", "0", "0", "0B", "0B"},
+					{"Containers", fmt.Sprint(len(cs)), fmt.Sprint(running), humanSize(csize), humanSize(creclaim)},
 					{"Local Volumes", "0", "0", "0B", "0B"},
 					{"Build Cache", "0", "0", "0B", "0B"},
 				}
