@@ -41,7 +41,9 @@ var allCaps = []string{
 	"CAP_CHECKPOINT_RESTORE",
 }
 
-// hostCaps is every capability the running kernel knows.
+// hostCaps is every capability the running kernel knows that berth itself
+// may grant: its bounding set (a capability outside it cannot be given to
+// a child, and runc would fail).
 func hostCaps() []string {
 	last := len(allCaps) - 1
 	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
@@ -49,7 +51,23 @@ func hostCaps() []string {
 			last = n
 		}
 	}
-	return allCaps[:last+1]
+	bounding := ^uint64(0)
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+					bounding = n
+				}
+			}
+		}
+	}
+	var out []string
+	for i, c := range allCaps[:last+1] {
+		if bounding&(1<<i) != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // normalizeCap turns "net_admin" or "CAP_NET_ADMIN" into "CAP_NET_ADMIN".
