@@ -249,20 +249,7 @@ func (e *Engine) WithRootfs(c *Container, fn func(rootfs string) error) error {
 	} else if mounted {
 		return fn(rootfs)
 	}
-	img, err := e.Images.Get(c.Image.String())
-	if err != nil {
-		return err
-	}
-	layers, err := e.Images.LayerDirs(img)
-	if err != nil {
-		return err
-	}
-	dir := e.Containers.Dir(c.ID)
-	initDir, err := makeInitLayer(dir)
-	if err != nil {
-		return err
-	}
-	if err := snapshot.MountWritable(append([]string{initDir}, layers...), filepath.Join(dir, "diff"), filepath.Join(dir, "work"), rootfs); err != nil {
+	if err := e.mountRootfs(c); err != nil {
 		return err
 	}
 	ferr := fn(rootfs)

@@ -33,25 +33,13 @@ type Attach struct {
 // prepare mounts a container's root filesystem and writes its runtime
 // bundle.
 func (e *Engine) prepare(c *Container) error {
-	img, err := e.Images.Get(c.Image.String())
-	if err != nil {
-		return fmt.Errorf("container %s: image %s: %w", shortID(c.ID), c.Image, err)
-	}
-	layers, err := e.Images.LayerDirs(img)
-	if err != nil {
-		return err
-	}
 	dir := e.Containers.Dir(c.ID)
 	rootfs := e.rootfs(c.ID)
 	if err := snapshot.Unmount(rootfs); err != nil {
 		return err
 	}
-	initDir, err := makeInitLayer(dir)
-	if err != nil {
+	if err := e.mountRootfs(c); err != nil {
 		return err
-	}
-	if err := snapshot.MountWritable(append([]string{initDir}, layers...), filepath.Join(dir, "diff"), filepath.Join(dir, "work"), rootfs); err != nil {
-		return fmt.Errorf("container %s: %w", shortID(c.ID), err)
 	}
 	ok := false
 	defer func() {
@@ -87,6 +75,28 @@ func (e *Engine) prepare(c *Container) error {
 		return err
 	}
 	ok = true
+	return nil
+}
+
+// mountRootfs mounts the container's root filesystem: its image's layers
+// under its init layer and its writable layer.
+func (e *Engine) mountRootfs(c *Container) error {
+	img, err := e.Images.Get(c.Image.String())
+	if err != nil {
+		return fmt.Errorf("container %s: image %s: %w", shortID(c.ID), c.Image, err)
+	}
+	layers, err := e.Images.LayerDirs(img)
+	if err != nil {
+		return err
+	}
+	dir := e.Containers.Dir(c.ID)
+	initDir, err := makeInitLayer(dir)
+	if err != nil {
+		return err
+	}
+	if err := snapshot.MountWritable(append([]string{initDir}, layers...), filepath.Join(dir, "diff"), filepath.Join(dir, "work"), e.rootfs(c.ID)); err != nil {
+		return fmt.Errorf("container %s: %w", shortID(c.ID), err)
+	}
 	return nil
 }
 
