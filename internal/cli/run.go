@@ -82,10 +82,8 @@ func (f *createFlags) container(fs *pflag.FlagSet, imageRef string, args []strin
 	cfg.Image = imageRef
 	cfg.Cmd = args
 	if fs.Changed("entrypoint") {
+		// [""] stands for --entrypoint "": clear the image's entrypoint.
 		cfg.Entrypoint = []string{f.entrypoint}
-		if f.entrypoint != "" {
-			cfg.Entrypoint = []string{f.entrypoint}
-		}
 	}
 	cfg.WorkingDir = f.workdir
 	cfg.User = f.user
