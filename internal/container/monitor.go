@@ -289,23 +289,30 @@ func (e *Engine) run(id string, attach *Attach, ready func(error)) (int, error) 
 		return 125, e.failStart(c, err)
 	}
 	st.started()
-	if _, err := e.Containers.Update(id, func(c *Container) error {
-		c.State = State{
-			Status: Running, Running: true, StartedAt: time.Now().UTC(),
-			MonitorPid: os.Getpid(),
-		}
-		return nil
-	}); err != nil {
-		cmd.Process.Kill()
-	}
 	stopSignals := forwardSignals(cmd.Process, attach != nil && !c.Config.Tty)
+	// The container is recorded as running only once the runtime has
+	// started its process (the pid file appears after the exec), so a
+	// kill or stop never lands between runc's create and start.
 	exited := make(chan struct{})
+	marked := make(chan struct{})
 	go func() {
-		waitReady(pidFile, exited)
+		defer close(marked)
+		if waitReady(pidFile, exited) {
+			if _, err := e.Containers.Update(id, func(c *Container) error {
+				c.State = State{
+					Status: Running, Running: true, StartedAt: time.Now().UTC(),
+					MonitorPid: os.Getpid(),
+				}
+				return nil
+			}); err != nil {
+				cmd.Process.Kill()
+			}
+		}
 		ready(nil)
 	}()
 	werr := cmd.Wait()
 	close(exited)
+	<-marked
 	stopSignals()
 	st.finish()
 	logw.Close()
@@ -366,16 +373,17 @@ func (e *Engine) failStart(c *Container, cause error) error {
 	return cause
 }
 
-// waitReady returns once the runtime wrote the container's pid file or
-// the runtime exited.
-func waitReady(pidFile string, exited <-chan struct{}) {
+// waitReady waits until the runtime wrote the container's pid file or
+// exited, and reports whether the container's process was started.
+func waitReady(pidFile string, exited <-chan struct{}) bool {
 	for delay := 200 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
 		if _, err := os.Stat(pidFile); err == nil {
-			return
+			return true
 		}
 		select {
 		case <-exited:
-			return
+			_, err := os.Stat(pidFile)
+			return err == nil
 		case <-time.After(delay):
 		}
 	}
