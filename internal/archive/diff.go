@@ -29,12 +29,21 @@ import (
 // xattrs) cannot be expressed as a tar diff and is an error, as is a real
 // file whose name starts with ".wh.". upper must not change while WriteDiff
 // runs. WriteDiff does not close w.
-func WriteDiff(w io.Writer, upper string) error { return WriteDiffFiltered(w, upper, nil) }
+func WriteDiff(w io.Writer, upper string) error { return WriteDiffWith(w, upper, DiffOptions{}) }
 
-// WriteDiffFiltered is WriteDiff leaving out every entry for which exclude
-// returns true (given its name relative to upper, without a trailing
-// slash); an excluded directory is left out with everything below it.
-func WriteDiffFiltered(w io.Writer, upper string, exclude func(name string) bool) error {
+// DiffOptions adjust what WriteDiffWith writes.
+type DiffOptions struct {
+	// Exclude leaves out every entry for which it returns true (given its
+	// name relative to upper, without a trailing slash); an excluded
+	// directory is left out with everything below it.
+	Exclude func(name string) bool
+	// ClampTime, when set, is the latest modification time written: later
+	// ones become it (SOURCE_DATE_EPOCH, for reproducible layers).
+	ClampTime time.Time
+}
+
+// WriteDiffWith is WriteDiff with options.
+func WriteDiffWith(w io.Writer, upper string, opts DiffOptions) error {
 	f, err := os.OpenFile(upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening upper directory: %w", err)
@@ -43,7 +52,8 @@ func WriteDiffFiltered(w io.Writer, upper string, exclude func(name string) bool
 	bufp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bufp)
 	d := &differ{
-		exclude: exclude,
+		exclude: opts.Exclude,
+		clamp:   opts.ClampTime,
 		tw:      tar.NewWriter(w),
 		links:   make(map[inode]string),
 		xbuf:    make([]byte, 64<<10),
@@ -62,6 +72,7 @@ type inode struct{ dev, ino uint64 }
 
 type differ struct {
 	exclude func(string) bool
+	clamp   time.Time
 	tw      *tar.Writer
 	links   map[inode]string // first path seen of each multiply-linked inode
 	xbuf    []byte
@@ -107,6 +118,9 @@ func (d *differ) entry(dirfd int, prefix, base string) error {
 	}
 	name := prefix + base
 	mtime := time.Unix(st.Mtim.Unix())
+	if !d.clamp.IsZero() && mtime.After(d.clamp) {
+		mtime = d.clamp
+	}
 	if isWhiteout(&st) {
 		return d.write(&tar.Header{
 			Typeflag: tar.TypeReg,

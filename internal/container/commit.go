@@ -76,7 +76,7 @@ func (e *Engine) Commit(ctx context.Context, c *Container, opts CommitOptions) (
 	}
 	defer w.Close()
 	upper := filepath.Join(e.Containers.Dir(c.ID), "diff")
-	if err := archive.WriteDiffFiltered(w, upper, exclude); err != nil {
+	if err := archive.WriteDiffWith(w, upper, archive.DiffOptions{Exclude: exclude}); err != nil {
 		return store.Image{}, fmt.Errorf("container %s: %w", shortID(c.ID), err)
 	}
 	layer, err := w.Commit("", -1)

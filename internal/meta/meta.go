@@ -26,6 +26,7 @@ var (
 	bucketNames     = []byte("names")
 	bucketSnapshots = []byte("snapshots")
 	bucketVariants  = []byte("variants")
+	bucketCache     = []byte("buildcache")
 )
 
 // ErrNotFound is returned when a record does not exist.
@@ -54,6 +55,19 @@ type Snapshot struct {
 	Dir     uint64    `json:"dir"`
 	Size    int64     `json:"size"`
 	Created time.Time `json:"created"`
+}
+
+// CacheEntry is the result of one filesystem-changing build step, kept by
+// the build cache under the step's key: the layer the step made.
+type CacheEntry struct {
+	// Layer is the uncompressed layer blob (its digest is the diff ID).
+	Layer ocispec.Descriptor `json:"layer"`
+	// ChainID names the snapshot of the layer on top of its parents.
+	ChainID digest.Digest `json:"chainID"`
+	// Created is when the step ran; the history entry carries it.
+	Created time.Time `json:"created"`
+	// Used is when the entry was last a cache hit or made.
+	Used time.Time `json:"used"`
 }
 
 // DB is the metadata database file.
@@ -98,7 +112,7 @@ func (db *DB) Update(fn func(*Tx) error) error {
 	}
 	defer b.Close()
 	return b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketImages, bucketNames, bucketSnapshots, bucketVariants} {
+		for _, name := range [][]byte{bucketImages, bucketNames, bucketSnapshots, bucketVariants, bucketCache} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -292,4 +306,22 @@ func (t *Tx) Variants(fn func(src digest.Digest, d ocispec.Descriptor) error) er
 // DeleteVariant removes a variant record.
 func (t *Tx) DeleteVariant(src digest.Digest, algo string) error {
 	return t.del(bucketVariants, src.String()+" "+algo)
+}
+
+// CacheEntry returns the build cache entry under key.
+func (t *Tx) CacheEntry(key string) (CacheEntry, error) {
+	var e CacheEntry
+	err := t.get(bucketCache, key, &e)
+	return e, err
+}
+
+// PutCacheEntry records a build cache entry.
+func (t *Tx) PutCacheEntry(key string, e CacheEntry) error { return t.put(bucketCache, key, e) }
+
+// DeleteCacheEntry removes a build cache entry.
+func (t *Tx) DeleteCacheEntry(key string) error { return t.del(bucketCache, key) }
+
+// CacheEntries calls fn for every build cache entry.
+func (t *Tx) CacheEntries(fn func(key string, e CacheEntry) error) error {
+	return each(t, bucketCache, fn)
 }

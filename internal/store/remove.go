@@ -197,6 +197,16 @@ func (s *Store) GC(wait bool) (GCResult, error) {
 				liveChains[c] = true
 			}
 		}
+		err = tx.CacheEntries(func(_ string, e meta.CacheEntry) error {
+			if e.Layer.Digest != "" {
+				liveBlobs[e.Layer.Digest] = true
+				liveChains[e.ChainID] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		snaps, err = tx.Snapshots()
 		if err != nil {
 			return err
@@ -213,6 +223,16 @@ func (s *Store) GC(wait bool) (GCResult, error) {
 	}
 	if err != nil {
 		return res, err
+	}
+	// A live snapshot needs the snapshots below it.
+	parentOf := map[digest.Digest]digest.Digest{}
+	for _, sn := range snaps {
+		parentOf[sn.ChainID] = sn.Parent
+	}
+	for c := range liveChains {
+		for p := parentOf[c]; p != "" && !liveChains[p]; p = parentOf[p] {
+			liveChains[p] = true
+		}
 	}
 	var keep []meta.Snapshot
 	for _, sn := range snaps {

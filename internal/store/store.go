@@ -42,6 +42,12 @@ type Store struct {
 // Open opens (creating if needed) the state directory root and takes a
 // shared lock on it for the life of the process.
 func Open(root string) (*Store, error) {
+	// Paths under the root go into mount options and runtime specs,
+	// which must not depend on the working directory.
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, err
 	}
