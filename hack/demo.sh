@@ -110,6 +110,28 @@ berth run --rm demo/app:2
 berth history demo/app:2
 berth rm web changer
 
+section "Build an image from a Dockerfile, then rebuild it from the cache"
+mkdir -p "$work/ctx/src"
+for i in 1 2 3; do echo "file $i" > "$work/ctx/src/f$i.txt"; done
+echo "src/f3.txt" > "$work/ctx/.dockerignore"
+cat > "$work/ctx/Dockerfile" <<'DOCKERFILE'
+FROM demo/app:1 AS base
+ARG GREETING=hello
+RUN echo "$GREETING from a RUN step" > /greeting
+
+FROM base
+WORKDIR /app
+COPY src/ ./src/
+ENV APP_HOME=/app
+CMD ["sh", "-c", "cat /greeting; ls /app/src"]
+DOCKERFILE
+show cat "$work/ctx/Dockerfile"
+cat "$work/ctx/Dockerfile"
+berth build --progress plain -t demo/built:1 "$work/ctx"
+berth run --rm demo/built:1
+berth build --progress plain -t demo/built:1 "$work/ctx" 2>&1 | grep -E 'CACHED|^#[0-9]+ \[' || true
+berth history demo/built:1
+
 section "Disk usage and consistency check"
 berth system df
 berth system check

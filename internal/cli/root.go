@@ -70,6 +70,7 @@ func newRootCommand(a *app) *cobra.Command {
 	root.AddCommand(remoteCommands(a)...)
 	root.AddCommand(containerCommands(a)...)
 	root.AddCommand(changeCommands(a)...)
+	root.AddCommand(buildCommands(a)...)
 
 	root.AddCommand(newAnyInspectCommand(a))
 	root.AddCommand(newImageCommand(a), newSystemCommand(a), newContainerCommand(a))

@@ -57,6 +57,10 @@ func newDfCommand(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				entries, csz, err := e.Images.CacheUsage()
+				if err != nil {
+					return err
+				}
 				pct := 0
 				if u.ImagesSize > 0 {
 					pct = int(u.Reclaimable * 100 / u.ImagesSize)
@@ -65,7 +69,7 @@ func newDfCommand(a *app) *cobra.Command {
 					{"Images", fmt.Sprint(u.Images), fmt.Sprint(u.ActiveImages), humanSize(u.ImagesSize), fmt.Sprintf("%s (%d%%)", humanSize(u.Reclaimable), pct)},
 					{"Containers", fmt.Sprint(len(cs)), fmt.Sprint(running), humanSize(csize), humanSize(creclaim)},
 					{"Local Volumes", "0", "0", "0B", "0B"},
-					{"Build Cache", "0", "0", "0B", "0B"},
+					{"Build Cache", fmt.Sprint(entries), "0", humanSize(csz), humanSize(csz)},
 				}
 				for _, r := range rows {
 					if err := p.print(r); err != nil {

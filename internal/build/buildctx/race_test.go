@@ -1,0 +1,5 @@
+//go:build race
+
+package buildctx
+
+const raceEnabled = true
