@@ -349,8 +349,7 @@ func (b *builder) countSteps() {
 	for _, s := range b.stages {
 		s.total = 1
 		for _, c := range s.stage.Commands {
-			switch c.(type) {
-			case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
+			if shownStep(c) {
 				s.total++
 			}
 		}
@@ -361,6 +360,15 @@ func (b *builder) countSteps() {
 			}
 		}
 	}
+}
+
+// shownStep reports whether the progress numbers an instruction.
+func shownStep(c instructions.Command) bool {
+	switch c.(type) {
+	case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
+		return true
+	}
+	return false
 }
 
 // key chains a cache key.

@@ -140,6 +140,9 @@ func (s *stageRun) build(ctx context.Context) (*state, error) {
 		if err != nil {
 			return nil, b.at(s.stage.Location, fmt.Errorf("ONBUILD trigger %q: %w", t, err))
 		}
+		if shownStep(cmd) {
+			s.total++
+		}
 		if st, err = s.dispatch(ctx, st, cmd); err != nil {
 			return nil, b.at(s.stage.Location, err)
 		}
