@@ -134,7 +134,7 @@ func (c *copier) copySource(s Source, destRel string, forceDir bool) error {
 	f := &filter{tree: s.tree, exc: c.exc}
 	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 
-	if c.opts.Unpack && st.Mode&unix.S_IFMT == unix.S_IFREG {
+	if c.opts.Unpack && !s.NoUnpack && st.Mode&unix.S_IFMT == unix.S_IFREG {
 		done, err := c.tryUnpack(spfd, sname, destRel)
 		if err != nil {
 			return fmt.Errorf("unpacking %q: %w", s.Arg, err)

@@ -206,6 +206,7 @@ func (d *digester) source(s Source, f *filter) error {
 	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 	d.w.str("source")
 	d.w.flag(isDir)
+	d.w.flag(s.NoUnpack)
 	switch {
 	case s.parents:
 		d.w.str(s.DestPath)

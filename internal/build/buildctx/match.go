@@ -86,6 +86,9 @@ type Source struct {
 	Info fs.FileInfo
 	// Wildcard reports that Arg contained a wildcard.
 	Wildcard bool
+	// NoUnpack, set by the caller, keeps CopyOptions.Unpack from extracting
+	// this source: ADD never unpacks what it downloaded from a URL.
+	NoUnpack bool
 
 	tree    *Tree
 	group   uint64 // one per argument of one Match call
@@ -133,9 +136,9 @@ func newMatcher(patterns []string) (*patternmatcher.PatternMatcher, error) {
 	if len(patterns) == 0 {
 		return nil, nil
 	}
-	pm, err := patternmatcher.New(patterns)
+	pm, err := compilePatterns(patterns)
 	if err != nil {
-		return nil, fmt.Errorf("invalid --exclude pattern: %w", err)
+		return nil, fmt.Errorf("--exclude: %w", err)
 	}
 	return pm, nil
 }

@@ -271,3 +271,25 @@ func TestRootTree(t *testing.T) {
 		t.Error("a root tree has no ignore rules")
 	}
 }
+
+func TestBadPatterns(t *testing.T) {
+	ctx := t.TempDir()
+	mkfiles(t, ctx, map[string]string{"a": "a"})
+	tr := openContext(t, ctx)
+	if _, err := tr.Match([]string{"a"}, CopyOptions{Excludes: []string{"[z-"}}); err == nil {
+		t.Error("bad --exclude accepted")
+	}
+	if _, err := tr.Match([]string{"[z-"}, CopyOptions{}); err == nil {
+		t.Error("bad wildcard accepted")
+	}
+	for name, content := range map[string]string{
+		"bad pattern": "x\n/..000*[00**00\n",
+		"too large":   strings.Repeat("#", MaxIgnoreFileSize+1),
+	} {
+		os.WriteFile(filepath.Join(ctx, ".dockerignore"), []byte(content), 0o644)
+		if tr, err := OpenContext(ctx, ""); err == nil {
+			tr.Close()
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

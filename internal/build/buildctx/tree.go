@@ -126,11 +126,31 @@ func ParseIgnoreFile(r io.Reader) ([]string, *patternmatcher.PatternMatcher, err
 	if len(patterns) == 0 {
 		return nil, nil, nil
 	}
-	pm, err := patternmatcher.New(patterns)
+	pm, err := compilePatterns(patterns)
 	if err != nil {
 		return nil, nil, err
 	}
 	return patterns, pm, nil
+}
+
+// compilePatterns makes a matcher, checking every pattern: patternmatcher
+// compiles a pattern only when it first needs it, so a bad one would
+// otherwise fail half-way through a copy, or never.
+func compilePatterns(patterns []string) (*patternmatcher.PatternMatcher, error) {
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pm.Patterns() {
+		one, err := patternmatcher.New([]string{p.String()})
+		if err == nil {
+			_, err = one.MatchesOrParentMatches("x")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("invalid pattern %q: %w", p.String(), err)
+		}
+	}
+	return pm, nil
 }
 
 // Close releases the tree's directory handle.

@@ -101,17 +101,17 @@ func (c *copier) tryUnpack(sdir int, sname, destRel string) (bool, error) {
 	if err := requireDir(dfd, dres); err != nil {
 		return false, err
 	}
-	return true, Unpack(io.NewSectionReader(f, 0, st.Size), dfd, c.opts.Chown)
+	return true, unpackInto(io.NewSectionReader(f, 0, st.Size), dfd, c.opts.Chown)
 }
 
-// Unpack extracts a (possibly compressed) tar archive into the directory
+// unpackInto extracts a (possibly compressed) tar archive into the directory
 // dirfd, which is also the root every entry is resolved in: names may not
 // climb out of it with "..", absolute names and symlink targets are taken
 // relative to it, and nothing outside it is created or changed. Entries keep
 // their modes, times, extended attributes (best effort) and owners, unless
 // owner is set. Existing entries are replaced; existing directories are
 // merged.
-func Unpack(r io.Reader, dirfd int, owner *Owner) error {
+func unpackInto(r io.Reader, dirfd int, owner *Owner) error {
 	dr, err := decompress(r)
 	if err != nil {
 		return err

@@ -95,6 +95,18 @@ func TestUnpackOnlyArchives(t *testing.T) {
 	if got := listFiles(t, rootfs); !slices.Equal(got, want) {
 		t.Errorf("got %q", got)
 	}
+	// Nor does a source marked NoUnpack (an ADD URL download).
+	srcs, err := tr.Match([]string{"d.tar"}, CopyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcs[0].NoUnpack = true
+	if err := Copy(rootfs, "/u/", srcs, CopyOptions{Unpack: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "u/d.tar")); err != nil {
+		t.Error(err)
+	}
 	// COPY never unpacks.
 	if err := copyArgs(t, tr, rootfs, "/c/", CopyOptions{}, "d.tar"); err != nil {
 		t.Fatal(err)
