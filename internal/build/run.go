@@ -65,7 +65,12 @@ func (s *stageRun) run(ctx context.Context, st *state, c *instructions.RunComman
 	}
 	argv, _ := json.Marshal(args)
 	argj, _ := json.Marshal(argEnv)
-	k := key(st.key.String(), "RUN", string(argv), string(argj), mountKey, network, shebang)
+	// A heredoc script run from a file is not in argv: its text is keyed.
+	var scripts []string
+	for _, f := range c.Files {
+		scripts = append(scripts, f.Name+"\n"+heredocData(f))
+	}
+	k := key(st.key.String(), "RUN", string(argv), string(argj), mountKey, network, strings.Join(scripts, "\x00"))
 	createdBy := "RUN " + runCommandString(args, argEnv) + " # buildkit"
 	prog := b.prog.step(s.stepName(c.String()))
 	return s.layerStep(ctx, st, k, createdBy, prog, func(dir string, layers []string) error {
