@@ -37,7 +37,7 @@ func (s *stageRun) run(ctx context.Context, st *state, c *instructions.RunComman
 		return nil, errors.New("RUN --security=insecure is not allowed (berth grants no build entitlements)")
 	}
 	network := instructions.GetNetwork(c)
-	if network == "" {
+	if network == "" || network == "default" {
 		network = b.opts.Network
 	}
 	if network == "default" {
@@ -51,10 +51,19 @@ func (s *stageRun) run(ctx context.Context, st *state, c *instructions.RunComman
 		k, v, _ := strings.Cut(e, "=")
 		env = setEnv(env, k, v)
 	}
+	// A proxy argument is given to RUN in both spellings, as BuildKit
+	// does; an explicit one of either spelling wins.
 	for _, p := range proxyArgs {
-		if v, ok := b.opts.BuildArgs[p]; ok {
-			if _, set := lookupEnv(env, p); !set {
-				env = append(env, p+"="+v)
+		v, ok := b.opts.BuildArgs[p]
+		if !ok {
+			continue
+		}
+		for _, name := range []string{strings.ToUpper(p), strings.ToLower(p)} {
+			if _, given := b.opts.BuildArgs[name]; name != p && given {
+				continue
+			}
+			if _, set := lookupEnv(env, name); !set {
+				env = append(env, name+"="+v)
 			}
 		}
 	}

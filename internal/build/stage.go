@@ -158,8 +158,24 @@ func (s *stageRun) build(ctx context.Context) (*state, error) {
 	return st, nil
 }
 
-// from resolves the stage's base: scratch, an earlier stage or an image.
+// defaultPathEnv is the PATH a stage's config gets when its base sets
+// none, as under BuildKit.
+const defaultPathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// from resolves the stage's base and makes sure its config has a PATH.
 func (s *stageRun) from(ctx context.Context) (*state, error) {
+	st, err := s.base(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := lookupEnv(st.img.Config.Env, "PATH"); !ok {
+		st.img.Config.Env = append([]string{defaultPathEnv}, st.img.Config.Env...)
+	}
+	return st, nil
+}
+
+// base resolves the stage's base: scratch, an earlier stage or an image.
+func (s *stageRun) base(ctx context.Context) (*state, error) {
 	b := s.b
 	name, _, err := s.lex.ProcessWord(s.stage.BaseName, shell.EnvsFromSlice(b.metaArgs))
 	if err != nil {

@@ -101,7 +101,9 @@ func (c *copier) tryUnpack(sdir int, sname, destRel string) (bool, error) {
 	if err := requireDir(dfd, dres); err != nil {
 		return false, err
 	}
-	return true, unpackInto(io.NewSectionReader(f, 0, st.Size), dfd, c.opts.Chown)
+	// The archive's entries keep their own owners (BuildKit's rule):
+	// --chown only applies to the destination directories made for them.
+	return true, unpackInto(io.NewSectionReader(f, 0, st.Size), dfd, nil)
 }
 
 // unpackInto extracts a (possibly compressed) tar archive into the directory
