@@ -78,11 +78,6 @@ func TestConfigInstructions(t *testing.T) {
 				t.Errorf("Cmd %q, want [x]", c.Cmd)
 			}
 		}},
-		{"workdir relative", "FROM scratch\nWORKDIR /a\nWORKDIR b/../c\nENV D=/x\nWORKDIR $D/y\n", nil, func(t *testing.T, c image.Config) {
-			if c.WorkingDir != "/x/y" {
-				t.Errorf("WorkingDir %q", c.WorkingDir)
-			}
-		}},
 		{"labels user expose volume stopsignal", "FROM scratch\nLABEL a=b \"c d\"=e\nUSER 1000:1000\nEXPOSE 80 53/udp 8000-8001\nVOLUME [\"/data\", \"/logs\"]\nSTOPSIGNAL SIGINT\n", nil, func(t *testing.T, c image.Config) {
 			if !reflect.DeepEqual(c.Labels, map[string]string{"a": "b", "c d": "e"}) || c.User != "1000:1000" || c.StopSignal != "SIGINT" {
 				t.Errorf("Labels %v User %q StopSignal %q", c.Labels, c.User, c.StopSignal)

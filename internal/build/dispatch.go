@@ -90,10 +90,7 @@ func (s *stageRun) dispatch(ctx context.Context, st *state, cmd instructions.Com
 		if !path.IsAbs(wd) {
 			wd = path.Join("/", st.img.Config.WorkingDir, wd)
 		}
-		st.img.Config.WorkingDir = path.Clean(wd)
-		step := b.prog.step(s.stepName("WORKDIR " + st.img.Config.WorkingDir))
-		step.done()
-		return b.configStep(st, "WORKDIR "+st.img.Config.WorkingDir), nil
+		return s.workdir(ctx, st, path.Clean(wd))
 	case *instructions.UserCommand:
 		if err := c.Expand(s.expand(st)); err != nil {
 			return nil, err
