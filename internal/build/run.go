@@ -19,6 +19,7 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 
+	"github.com/berth-dev/berth/internal/build/buildctx"
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/snapshot"
 )
@@ -199,11 +200,7 @@ func (s *stageRun) mountsKey(ctx context.Context, mounts []*instructions.Mount) 
 		}{string(m.Type), m.From, m.Source, m.Target, m.CacheID, m.ReadOnly})
 		part := string(spec)
 		if m.Type == instructions.MountTypeBind {
-			src, err := s.bindSource(ctx, m)
-			if err != nil {
-				return "", err
-			}
-			d, err := treeDigest(src)
+			d, err := s.bindDigest(ctx, m)
 			if err != nil {
 				return "", err
 			}
@@ -312,7 +309,7 @@ func (s *stageRun) runMounts(ctx context.Context, dir string, mounts []*instruct
 			os.Chown(f, uid, gid)
 			out = append(out, specs.Mount{Destination: target, Type: "bind", Source: f, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 		case instructions.MountTypeBind:
-			src, err := s.bindSource(ctx, m)
+			src, err := s.bindSource(ctx, m, filepath.Join(dir, "context-"+strconv.Itoa(i)))
 			if err != nil {
 				return nil, nil, cleanup, err
 			}
@@ -352,8 +349,32 @@ func (s *stageRun) runMounts(ctx context.Context, dir string, mounts []*instruct
 }
 
 // bindSource resolves the host path a bind mount shows: source inside
-// the build context, a stage or an image, never outside it.
-func (s *stageRun) bindSource(ctx context.Context, m *instructions.Mount) (string, error) {
+// a stage or an image, or inside the build context — then, when the
+// context has ignore rules, a copy in scratch of what they keep, as
+// BuildKit only ever sees that.
+func (s *stageRun) bindSource(ctx context.Context, m *instructions.Mount, scratch string) (string, error) {
+	if m.From == "" {
+		t, err := s.b.context()
+		if err != nil {
+			return "", err
+		}
+		if len(t.IgnorePatterns()) > 0 {
+			srcs, err := t.Match([]string{bindArg(m)}, buildctx.CopyOptions{})
+			if err != nil {
+				return "", fmt.Errorf("RUN --mount source %s: %w", m.Source, err)
+			}
+			if err := os.MkdirAll(scratch, 0o755); err != nil {
+				return "", err
+			}
+			if len(srcs) == 1 && !srcs[0].IsDir() {
+				if err := buildctx.Copy(scratch, "/", srcs, buildctx.CopyOptions{}); err != nil {
+					return "", err
+				}
+				return filepath.Join(scratch, filepath.Base(srcs[0].Path)), nil
+			}
+			return scratch, buildctx.Copy(scratch, "/", srcs, buildctx.CopyOptions{})
+		}
+	}
 	root := s.b.opts.ContextDir
 	if m.From != "" {
 		st, err := s.fromState(ctx, m.From)
@@ -372,4 +393,32 @@ func (s *stageRun) bindSource(ctx context.Context, m *instructions.Mount) (strin
 		return "", fmt.Errorf("RUN --mount source %s: %w", m.Source, err)
 	}
 	return p, nil
+}
+
+// bindDigest is the content digest of what a bind mount shows.
+func (s *stageRun) bindDigest(ctx context.Context, m *instructions.Mount) (digest.Digest, error) {
+	if m.From == "" {
+		t, err := s.b.context()
+		if err != nil {
+			return "", err
+		}
+		srcs, err := t.Match([]string{bindArg(m)}, buildctx.CopyOptions{})
+		if err != nil {
+			return "", fmt.Errorf("RUN --mount source %s: %w", m.Source, err)
+		}
+		return buildctx.Digest(srcs, buildctx.CopyOptions{})
+	}
+	src, err := s.bindSource(ctx, m, "")
+	if err != nil {
+		return "", err
+	}
+	return treeDigest(src)
+}
+
+// bindArg is a bind mount's source as a context argument.
+func bindArg(m *instructions.Mount) string {
+	if m.Source == "" || m.Source == "/" {
+		return "."
+	}
+	return m.Source
 }
