@@ -18,6 +18,8 @@ import (
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/archive"
+	"github.com/berth-dev/berth/internal/container/fscopy"
 	"github.com/berth-dev/berth/internal/container/user"
 	"github.com/berth-dev/berth/internal/snapshot"
 )
@@ -52,6 +54,9 @@ func (e *Engine) prepare(c *Container) error {
 			return err
 		}
 	}
+	if err := e.fillVolumes(c, rootfs); err != nil {
+		return err
+	}
 	u, err := user.Resolve(rootfs, c.Config.User, c.HostConfig.GroupAdd)
 	if err != nil {
 		return err
@@ -75,6 +80,38 @@ func (e *Engine) prepare(c *Container) error {
 		return err
 	}
 	ok = true
+	return nil
+}
+
+// fillVolumes copies what the image holds at a volume's mount point into
+// the volume when the volume is empty, as Docker does on first use. The
+// mount point is resolved inside the root; owners, modes and times are
+// kept.
+func (e *Engine) fillVolumes(c *Container, rootfs string) error {
+	for target, dir := range e.volumeSources(c) {
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) > 0 {
+			continue
+		}
+		h, err := pathrs.OpenInRoot(rootfs, target)
+		if err != nil {
+			continue
+		}
+		fi, err := h.Stat()
+		if err != nil || !fi.IsDir() {
+			h.Close()
+			continue
+		}
+		src := fmt.Sprintf("/proc/self/fd/%d", h.Fd())
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(fscopy.Export(pw, src)) }()
+		_, err = archive.ApplyLayer(dir, pr)
+		pr.CloseWithError(err)
+		h.Close()
+		if err != nil {
+			return fmt.Errorf("volume %s: copying the image's content: %w", target, err)
+		}
+	}
 	return nil
 }
 
