@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# Installs the peers berth's tests and demo use (Docker, Podman, skopeo, runc,
-# a static busybox) and configures them for this kind of machine: no systemd,
-# no container networking, cgroups v1, runc as the OCI runtime.
+# Installs the peers berth's tests and demo use (Docker, Podman, buildah,
+# skopeo, runc, a static busybox) and configures them for this kind of
+# machine: no systemd, no container networking, cgroups v1, runc as the OCI
+# runtime.
 #
 # Usage: hack/install-deps.sh [PACKAGE...]   (default: the full set)
 # Idempotent and quiet when everything is already in place.
+#
+# Every name is a Debian package except dockerfile-frontend: BuildKit's
+# Dockerfile frontend (moby/buildkit $BUILDKIT_FRONTEND_VERSION, labs
+# features on), built from the Go module proxy and, when a Docker engine
+# answers, imported into it as docker/dockerfile:1 and docker/dockerfile:1-labs.
+# Docker 20.10's built-in BuildKit frontend lacks heredocs, COPY --link,
+# --parents and --exclude, ADD --checksum and RUN --network; with this image
+# `DOCKER_BUILDKIT=1 docker build --build-arg BUILDKIT_SYNTAX=docker/dockerfile:1-labs`
+# (or a `# syntax=docker/dockerfile:1` line) has them, offline.
 set -euo pipefail
 
 if [ "$#" -gt 0 ]; then
 	pkgs=("$@")
 else
-	pkgs=(docker.io podman skopeo runc tini busybox-static docker-registry apache2-utils)
+	pkgs=(docker.io podman buildah skopeo runc tini busybox-static docker-registry apache2-utils dockerfile-frontend)
 fi
+BUILDKIT_FRONTEND_VERSION=${BUILDKIT_FRONTEND_VERSION:-v0.16.0}
 
 log() { echo "install-deps: $*" >&2; }
 
@@ -26,7 +37,10 @@ installed() {
 
 missing=()
 for p in "${pkgs[@]}"; do
-	installed "$p" || missing+=("$p")
+	case "$p" in
+	dockerfile-frontend) ;; # not a Debian package: see the end of this script
+	*) installed "$p" || missing+=("$p") ;;
+	esac
 done
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -119,5 +133,62 @@ events_logger = \"file\"
 			log "replaced $f (old copy kept beside it)"
 		fi
 		printf '%s' "$conf" >"$f"
+	fi
+fi
+
+# --- BuildKit's Dockerfile frontend for Docker 20.10 (see the top) ---------
+if want dockerfile-frontend; then
+	v=$BUILDKIT_FRONTEND_VERSION
+	bin=/usr/local/lib/berth/dockerfile-frontend-$v
+	built=
+	if [ ! -x "$bin" ]; then
+		if ! command -v go >/dev/null 2>&1; then
+			log "dockerfile-frontend: go is not installed"
+			exit 1
+		fi
+		log "building BuildKit's Dockerfile frontend $v (labs) from the Go module proxy"
+		gobin=$(mktemp -d)
+		if ! GOBIN="$gobin" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath \
+			-ldflags "-X main.Version=$v-labs-berth" \
+			-tags "dfrunsecurity dfparents dfexcludepatterns netgo osusergo static_build" \
+			"github.com/moby/buildkit/frontend/dockerfile/cmd/dockerfile-frontend@$v" >"$gobin/log" 2>&1; then
+			cat "$gobin/log" >&2
+			rm -rf "$gobin"
+			log "go install of the Dockerfile frontend failed"
+			exit 1
+		fi
+		mkdir -p "$(dirname "$bin")"
+		install -m 0755 "$gobin/dockerfile-frontend" "$bin.tmp"
+		mv -f "$bin.tmp" "$bin"
+		rm -rf "$gobin"
+		built=1
+	fi
+	# Docker's own client (docker.io's) speaks to the 20.10 daemon's BuildKit.
+	docker=docker
+	[ -x /usr/bin/docker ] && docker=/usr/bin/docker
+	if "$docker" info >/dev/null 2>&1; then
+		label=org.berth.dockerfile-frontend
+		for tag in docker/dockerfile:1-labs docker/dockerfile:1; do
+			have=$("$docker" image inspect -f "{{index .Config.Labels \"$label\"}}" "$tag" 2>/dev/null || true)
+			[ "$have" = "$v" ] && continue
+			if [ "$tag" = docker/dockerfile:1-labs ]; then
+				img=$(mktemp -d)
+				mkdir -p "$img/rootfs/bin"
+				cp "$bin" "$img/rootfs/bin/dockerfile-frontend"
+				tar -C "$img/rootfs" --owner=0 --group=0 --numeric-owner -cf "$img/rootfs.tar" bin
+				"$docker" import \
+					-c 'ENTRYPOINT ["/bin/dockerfile-frontend"]' \
+					-c 'LABEL moby.buildkit.frontend.network.none="true"' \
+					-c 'LABEL moby.buildkit.frontend.caps="moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests,moby.buildkit.frontend.contexts"' \
+					-c "LABEL $label=$v" \
+					"$img/rootfs.tar" "$tag" >/dev/null
+				rm -rf "$img"
+			else
+				"$docker" tag docker/dockerfile:1-labs "$tag"
+			fi
+			log "loaded the Dockerfile frontend $v into Docker as $tag"
+		done
+	elif [ -n "$built" ]; then
+		log "dockerfile-frontend: no Docker engine answers; built $bin only (run again after hack/start-dockerd.sh)"
 	fi
 fi
