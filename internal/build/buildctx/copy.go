@@ -543,21 +543,12 @@ func (c *copier) copyFile(sdir int, sname string, st *unix.Stat_t, pfd int, name
 	if sst.Mode&unix.S_IFMT != unix.S_IFREG {
 		return errors.New("source changed while being copied")
 	}
-	dfd, err := openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW)
+	dst, err := createFile(pfd, name, src, uid, gid, perm)
 	if err != nil {
 		return err
 	}
-	dst := os.NewFile(uintptr(dfd), name)
 	defer dst.Close()
-	if _, err := io.Copy(dst, src); err != nil {
-		return err
-	}
-	if err := unix.Fchown(dfd, uid, gid); err != nil {
-		return err
-	}
-	if err := unix.Fchmod(dfd, perm); err != nil {
-		return err
-	}
+	dfd := int(dst.Fd())
 	if xs, _ := listXattrs(sfd); len(xs) > 0 {
 		setXattrs(dfd, xs)
 	}
@@ -568,6 +559,32 @@ func (c *copier) copyFile(sdir int, sname string, st *unix.Stat_t, pfd int, name
 		c.links[key] = target
 	}
 	return dst.Close()
+}
+
+// createFile creates name in pfd (never through an existing entry),
+// fills it from r and gives it its owner and permissions. The caller
+// closes the returned file.
+func createFile(pfd int, name string, r io.Reader, uid, gid int, perm uint32) (*os.File, error) {
+	fd, err := openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if err := fill(f, r, uid, gid, perm); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func fill(f *os.File, r io.Reader, uid, gid int, perm uint32) error {
+	if _, err := io.Copy(f, r); err != nil {
+		return err
+	}
+	if err := unix.Fchown(int(f.Fd()), uid, gid); err != nil {
+		return err
+	}
+	return unix.Fchmod(int(f.Fd()), perm)
 }
 
 // linkTo hard-links name in pfd to the earlier copy at rootfs path first.

@@ -242,21 +242,12 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		return u.dirMeta(fd, target, uid, gid, perm, ts, hdr)
 
 	case tar.TypeReg, tar.TypeRegA:
-		fd, err := openat(pfd, b, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW)
+		f, err := createFile(pfd, b, r, uid, gid, perm)
 		if err != nil {
 			return err
 		}
-		f := os.NewFile(uintptr(fd), b)
 		defer f.Close()
-		if _, err := io.Copy(f, r); err != nil {
-			return err
-		}
-		if err := unix.Fchown(fd, uid, gid); err != nil {
-			return err
-		}
-		if err := unix.Fchmod(fd, perm); err != nil {
-			return err
-		}
+		fd := int(f.Fd())
 		setXattrs(fd, paxXattrs(hdr))
 		if err := setTimes(fd, ts); err != nil {
 			return err
