@@ -73,7 +73,7 @@ func newRootCommand(a *app) *cobra.Command {
 	root.AddCommand(buildCommands(a)...)
 
 	root.AddCommand(newAnyInspectCommand(a))
-	root.AddCommand(newImageCommand(a), newSystemCommand(a), newContainerCommand(a))
+	root.AddCommand(newImageCommand(a), newSystemCommand(a), newContainerCommand(a), newRegistryCommand(a))
 	return root
 }
 

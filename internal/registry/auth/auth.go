@@ -6,6 +6,7 @@
 package auth
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -19,9 +20,11 @@ type Access struct {
 }
 
 // Rule grants Actions on repositories matching any of Repos ("*" matches
-// within one path segment, "**" across segments) to the listed users, the
-// members of the listed groups, or (Anonymous) clients without credentials.
-// Authenticated users also get what anonymous clients get.
+// within one path segment, "**" across segments, a "**/" segment also
+// matches none) to the listed users, the members of the listed groups, or
+// (Anonymous) clients without credentials. Authenticated users also get
+// what anonymous clients get. Actions are pull, push, delete or "*" for
+// all three; push implies nothing else.
 type Rule struct {
 	Users     []string `yaml:"users"`
 	Groups    []string `yaml:"groups"`
@@ -50,6 +53,9 @@ type Config struct {
 	// Access lists the rules. With no rules in htpasswd/token mode,
 	// every authenticated user may pull, push and delete everything.
 	Access []Rule `yaml:"access"`
+	// Log receives what clients are not told: why the token endpoint
+	// failed with a server error. Nil means slog.Default().
+	Log *slog.Logger `yaml:"-"`
 }
 
 // Error is returned by Authorize when a request may not proceed. The server
@@ -67,7 +73,9 @@ func (e *Error) Error() string { return e.Message }
 // Authorizer is what the registry's HTTP server asks.
 type Authorizer interface {
 	// Authorize checks r's credentials against want and returns the
-	// user's name ("" for anonymous) or an *Error.
+	// user's name ("" for anonymous) or an *Error. Any other error means
+	// credentials cannot be checked at all (the htpasswd file became
+	// unreadable or invalid); the server logs it and answers 500.
 	Authorize(r *http.Request, want []Access) (user string, err error)
 	// Actions lists what user ("" anonymous) may do on repo, for
 	// filtering the catalog.

@@ -8,12 +8,18 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
 // ErrNotFound is returned (wrapped) for a key the driver does not hold.
 var ErrNotFound = errors.New("storage: not found")
+
+// ErrSizeMismatch is returned (wrapped) by Put when the reader yields more or
+// fewer bytes than the size it was given.
+var ErrSizeMismatch = errors.New("storage: size mismatch")
 
 // Info describes one stored object.
 type Info struct {
@@ -26,20 +32,25 @@ type Info struct {
 // of [A-Za-z0-9._-] segments (never "", ".", ".."); a driver rejects others.
 type Driver interface {
 	// Put stores r under key, atomically replacing what was there. size is
-	// the length of r, or -1 when unknown.
+	// the length of r, or -1 when unknown; when r yields a different
+	// length, Put fails with ErrSizeMismatch and stores nothing.
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
-	// Open returns the object from offset on. The reader is an *os.File
-	// for the filesystem driver (so http.ServeContent can use sendfile).
+	// Open returns the object from offset on; offset may be at most the
+	// object's size (at the size the reader is empty; beyond it, or
+	// negative, Open fails). The reader is an *os.File for the filesystem
+	// driver (so http.ServeContent can use sendfile).
 	Open(ctx context.Context, key string, offset int64) (io.ReadCloser, error)
 	// Stat reports an object's size and time.
 	Stat(ctx context.Context, key string) (Info, error)
 	// Delete removes an object; a missing one is not an error.
 	Delete(ctx context.Context, key string) error
-	// Walk calls fn for every object whose key starts with prefix, in no
-	// particular order.
+	// Walk calls fn for every object whose key starts with prefix (as a
+	// string: "a/b" matches "a/bc"), in no particular order, and stops at
+	// the first error fn returns. prefix is "" (everything) or a valid key,
+	// optionally followed by "/". A prefix nothing has is not an error.
 	Walk(ctx context.Context, prefix string, fn func(Info) error) error
 	// Concat stores the concatenation of srcs under dst, atomically, and
-	// leaves srcs in place.
+	// leaves srcs in place. No srcs makes an empty object.
 	Concat(ctx context.Context, dst string, srcs []string) error
 }
 
@@ -47,4 +58,82 @@ type Driver interface {
 // URL to GET an object directly (S3 presigned URLs).
 type Redirector interface {
 	RedirectURL(ctx context.Context, key string, expiry time.Duration) (string, error)
+}
+
+// ValidKey reports whether key is one a Driver accepts: slash-separated
+// segments of [A-Za-z0-9._-], none of them "", "." or "..". The error names
+// the key.
+func ValidKey(key string) error {
+	if key == "" {
+		return errors.New(`storage: invalid key "": empty`)
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("storage: invalid key %q: empty, . or .. segment", key)
+		}
+		for _, c := range []byte(seg) {
+			if !keyByte(c) {
+				return fmt.Errorf("storage: invalid key %q: byte %q not allowed", key, c)
+			}
+		}
+	}
+	return nil
+}
+
+func keyByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '.' || c == '_' || c == '-'
+}
+
+// ExactReader returns a reader that yields what r does, failing with
+// ErrSizeMismatch when r ends before size bytes or has more than size. It
+// reads at most one byte past size, and checks for that byte before it hands
+// out the last ones, so a consumer that stops after exactly size bytes still
+// sees the error.
+func ExactReader(r io.Reader, size int64) io.Reader {
+	return &exactReader{r: r, size: size, left: size}
+}
+
+type exactReader struct {
+	r          io.Reader
+	size, left int64
+	checked    bool // r was found to end at size
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left == 0 {
+		return 0, e.checkEnd()
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	switch {
+	case e.left == 0 && err == nil:
+		if err := e.checkEnd(); err != io.EOF {
+			return n, err
+		}
+		return n, nil
+	case e.left > 0 && err == io.EOF:
+		return n, fmt.Errorf("%w: %d bytes, want %d", ErrSizeMismatch, e.size-e.left, e.size)
+	}
+	return n, err
+}
+
+// checkEnd returns io.EOF if r has nothing past size.
+func (e *exactReader) checkEnd() error {
+	if e.checked {
+		return io.EOF
+	}
+	var extra [1]byte
+	switch _, err := io.ReadFull(e.r, extra[:]); err {
+	case io.EOF:
+		e.checked = true
+		return io.EOF
+	case nil:
+		return fmt.Errorf("%w: more than %d bytes", ErrSizeMismatch, e.size)
+	default:
+		return err
+	}
 }

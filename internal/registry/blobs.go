@@ -1,0 +1,214 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/berth-dev/berth/internal/registry/metadata"
+	"github.com/opencontainers/go-digest"
+)
+
+// blobKey is where a blob's bytes live in storage.
+func blobKey(dg digest.Digest) string {
+	enc := dg.Encoded()
+	return "blobs/" + dg.Algorithm().String() + "/" + enc[:2] + "/" + enc
+}
+
+// parseDigest accepts the digests the registry stores: sha256 and sha512.
+func parseDigest(s string) (digest.Digest, *apiError) {
+	dg, err := digest.Parse(s)
+	if err != nil {
+		return "", errDigestInvalid("invalid digest %q: %v", s, err)
+	}
+	if dg.Algorithm() != digest.SHA256 && dg.Algorithm() != digest.SHA512 {
+		return "", errDigestInvalid("unsupported digest algorithm in %q", s)
+	}
+	return dg, nil
+}
+
+func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) *apiError {
+	dg, aerr := parseDigest(rt.ref)
+	if aerr != nil {
+		return aerr
+	}
+	size, err := r.db.RepoBlob(rt.name, dg)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return errBlobUnknown(dg)
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	r.touch(dg)
+	h := w.Header()
+	h.Set("Docker-Content-Digest", dg.String())
+	h.Set("ETag", `"`+dg.String()+`"`)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Cache-Control", "max-age=31536000")
+	if req.Method == http.MethodHead {
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if r.redirect != nil {
+		u, err := r.redirect.RedirectURL(req.Context(), blobKey(dg), 20*time.Minute)
+		if err != nil {
+			return internalError(err)
+		}
+		http.Redirect(w, req, u, http.StatusTemporaryRedirect)
+		return nil
+	}
+	f, err := r.driver.Open(req.Context(), blobKey(dg), 0)
+	if err != nil {
+		return internalError(fmt.Errorf("blob %s: %w", dg, err))
+	}
+	defer f.Close()
+	h.Set("Content-Type", "application/octet-stream")
+	if rs, ok := f.(io.ReadSeeker); ok {
+		http.ServeContent(w, req, "", time.Time{}, rs)
+		return nil
+	}
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	_, _ = io.Copy(w, f)
+	return nil
+}
+
+func (r *Registry) deleteBlob(w http.ResponseWriter, _ *http.Request, rt route) *apiError {
+	dg, aerr := parseDigest(rt.ref)
+	if aerr != nil {
+		return aerr
+	}
+	err := r.db.UnlinkBlob(rt.name, dg)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return errBlobUnknown(dg)
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func internalError(err error) *apiError {
+	return errorf(http.StatusInternalServerError, "UNKNOWN", "%v", err)
+}
+
+// verifier passes a body through while hashing and counting it, and turns
+// the end of the body into an error when the bytes are not dg's (or not
+// size bytes when size ≥ 0): a driver's Put then stores nothing.
+type verifier struct {
+	r     io.Reader
+	dg    digest.Digest
+	h     hash.Hash
+	size  int64
+	limit int64 // 0: none
+	n     int64
+	bad   *apiError
+}
+
+func newVerifier(r io.Reader, dg digest.Digest, size, limit int64) *verifier {
+	return &verifier{r: r, dg: dg, h: dg.Algorithm().Hash(), size: size, limit: limit}
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.limit > 0 && v.n > v.limit {
+		v.bad = errTooLarge("blob "+v.dg.String(), v.limit)
+		return n, v.bad
+	}
+	if v.size >= 0 && v.n > v.size {
+		v.bad = errSizeInvalid("blob %s: body is longer than its Content-Length %d", v.dg, v.size)
+		return n, v.bad
+	}
+	if err == io.EOF {
+		if v.size >= 0 && v.n != v.size {
+			v.bad = errSizeInvalid("blob %s: body has %d bytes, Content-Length says %d", v.dg, v.n, v.size)
+			return n, v.bad
+		}
+		if got := digest.NewDigest(v.dg.Algorithm(), v.h); got != v.dg {
+			v.bad = errDigestInvalid("blob %s: the uploaded bytes have digest %s", v.dg, got)
+			return n, v.bad
+		}
+	}
+	return n, err
+}
+
+// storeBlob writes body as blob dg and links it into the repository; the
+// bytes become visible only once verified. A blob the registry already
+// holds is verified against the body and linked without writing.
+func (r *Registry) storeBlob(ctx context.Context, repoName string, dg digest.Digest, body io.Reader, size int64) (int64, *apiError) {
+	live, aerr := r.beginBlob(ctx, dg)
+	if aerr != nil {
+		return 0, aerr
+	}
+	v := newVerifier(body, dg, size, r.cfg.Limits.BlobSize)
+	if live {
+		if _, err := io.Copy(io.Discard, v); err != nil {
+			return 0, bodyError(v, err)
+		}
+		n, err := r.db.LinkBlob(repoName, dg, time.Now())
+		if err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, metadata.ErrNotFound) {
+			return 0, internalError(err)
+		}
+		return 0, errUnavailable("blob %s is being garbage-collected; retry", dg)
+	}
+	if err := r.driver.Put(ctx, blobKey(dg), v, size); err != nil {
+		return 0, bodyError(v, err)
+	}
+	if v.bad != nil {
+		return 0, v.bad
+	}
+	if err := r.db.CommitBlob(repoName, dg, v.n, time.Now()); err != nil {
+		return 0, internalError(err)
+	}
+	r.metrics.blobsStored.Inc()
+	return v.n, nil
+}
+
+// bodyError is the client's fault when the verifier refused the body,
+// the server's otherwise.
+func bodyError(v *verifier, err error) *apiError {
+	if v.bad != nil {
+		return v.bad
+	}
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		return errTooLarge("request body", mb.Limit)
+	}
+	return internalError(err)
+}
+
+// beginBlob waits out a collection that is deleting dg, then announces its
+// upload.
+func (r *Registry) beginBlob(ctx context.Context, dg digest.Digest) (bool, *apiError) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		live, err := r.db.BeginBlob(dg, time.Now())
+		if err == nil {
+			return live, nil
+		}
+		if !errors.Is(err, metadata.ErrBusy) {
+			return false, internalError(err)
+		}
+		if time.Now().After(deadline) {
+			return false, errUnavailable("blob %s is being garbage-collected; retry", dg)
+		}
+		select {
+		case <-ctx.Done():
+			return false, internalError(ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
