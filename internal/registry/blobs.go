@@ -170,10 +170,9 @@ func (r *Registry) storeBlob(ctx context.Context, repoName string, dg digest.Dig
 	if v.bad != nil {
 		return 0, v.bad
 	}
-	if err := r.db.CommitBlob(repoName, dg, v.n, time.Now()); err != nil {
-		return 0, internalError(err)
+	if aerr := r.commitBlob(repoName, dg, v.n); aerr != nil {
+		return 0, aerr
 	}
-	r.metrics.blobsStored.Inc()
 	return v.n, nil
 }
 
@@ -190,12 +189,12 @@ func bodyError(v *verifier, err error) *apiError {
 	return internalError(err)
 }
 
-// beginBlob waits out a collection that is deleting dg, then announces its
-// upload.
+// beginBlob waits out a collection that is deleting dg and reports whether
+// dg is live.
 func (r *Registry) beginBlob(ctx context.Context, dg digest.Digest) (bool, *apiError) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		live, err := r.db.BeginBlob(dg, time.Now())
+		live, err := r.db.BlobState(dg)
 		if err == nil {
 			return live, nil
 		}
@@ -211,4 +210,17 @@ func (r *Registry) beginBlob(ctx context.Context, dg digest.Digest) (bool, *apiE
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// commitBlob makes dg's written bytes live in the repository.
+func (r *Registry) commitBlob(repoName string, dg digest.Digest, size int64) *apiError {
+	err := r.db.CommitBlob(repoName, dg, size, time.Now())
+	if errors.Is(err, metadata.ErrBusy) {
+		return errUnavailable("blob %s was garbage-collected during its upload; retry", dg)
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	r.metrics.blobsStored.Inc()
+	return nil
 }

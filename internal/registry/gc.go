@@ -35,9 +35,9 @@ func (s GCStats) attrs() []any {
 //   - a blob uploaded, mounted or seen by a client (HEAD/GET) within the
 //     grace period is spared, so a push whose manifest comes later keeps
 //     its layers;
-//   - condemned blobs become invisible before their bytes are deleted, and
-//     an upload of a condemned blob waits until the deletion is over and
-//     then writes the bytes again.
+//   - condemned blobs become invisible before their bytes are deleted; an
+//     upload of a condemned blob waits until the deletion is over, and one
+//     that wrote its bytes meanwhile is refused at commit (503, retry).
 func (r *Registry) GC(ctx context.Context) (GCStats, error) {
 	r.gcMu.Lock()
 	defer r.gcMu.Unlock()
@@ -64,8 +64,8 @@ func (r *Registry) GC(ctx context.Context) (GCStats, error) {
 	r.metrics.gcDeleted.Add(float64(len(gone)))
 
 	// Bytes whose record was never written: a crash between the write and
-	// the commit. BeginBlob records a blob before its bytes are written,
-	// so unrecorded bytes older than the grace period are garbage.
+	// the commit. A blob's bytes are committed right after they land, so
+	// unrecorded bytes older than the grace period are garbage.
 	err = r.driver.Walk(ctx, "blobs/", func(info storage.Info) error {
 		dg := keyDigest(info.Key)
 		if dg == "" || !info.ModTime.Before(before) || r.db.KnownBlob(dg) {

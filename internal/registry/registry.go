@@ -87,6 +87,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Registry, error) {
 	if rd, ok := r.driver.(storage.Redirector); ok && cfg.Storage.S3.Redirect {
 		r.redirect = rd
 	}
+	cfg.Auth.Log = log
 	if r.authz, err = auth.New(cfg.Auth, root); err != nil {
 		return nil, fmt.Errorf("registry auth: %w", err)
 	}
@@ -242,11 +243,12 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var err error
-	user, err = r.authz.Authorize(req, rt.access(req.Method, req.URL.Query().Get("from")))
+	user, err = r.authz.Authorize(req, rt.access(req.Method))
 	if err != nil {
 		var ae *auth.Error
 		if !errors.As(err, &ae) {
-			writeError(rw, errorf(http.StatusInternalServerError, "UNKNOWN", "%v", err))
+			r.log.Error("checking credentials", "err", err)
+			writeError(rw, errorf(http.StatusInternalServerError, "UNKNOWN", "credentials cannot be checked"))
 			return
 		}
 		if ae.Challenge != "" {

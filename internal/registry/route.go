@@ -86,9 +86,9 @@ func parseRoute(path string) (rt route, ok bool, err *apiError) {
 }
 
 // access is what a request on rt needs: pull to read, push to write,
-// delete to delete; a mount also needs pull on the repository it mounts
-// from.
-func (rt route) access(method, mountFrom string) []auth.Access {
+// delete to delete. (A mount also needs pull on the repository it mounts
+// from; startUpload asks for that separately.)
+func (rt route) access(method string) []auth.Access {
 	switch rt.kind {
 	case routeBase:
 		return nil
@@ -107,9 +107,5 @@ func (rt route) access(method, mountFrom string) []auth.Access {
 	default:
 		action = "push"
 	}
-	want := []auth.Access{{Type: "repository", Name: rt.name, Actions: []string{action}}}
-	if rt.kind == routeUploads && mountFrom != "" && mountFrom != rt.name {
-		want = append(want, auth.Access{Type: "repository", Name: mountFrom, Actions: []string{"pull"}})
-	}
-	return want
+	return []auth.Access{{Type: "repository", Name: rt.name, Actions: []string{action}}}
 }

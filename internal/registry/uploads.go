@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/internal/registry/auth"
 	"github.com/berth-dev/berth/internal/registry/metadata"
 	"github.com/opencontainers/go-digest"
 )
@@ -108,7 +109,11 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		from := q.Get("from")
 		var can bool
 		if from != "" {
-			can = nameRE.MatchString(from) && r.db.RepoHasBlob(from, dg)
+			// Without pull on the source, the mount falls back to an
+			// upload, as it does when the source lacks the blob.
+			pull := []auth.Access{{Type: "repository", Name: from, Actions: []string{"pull"}}}
+			_, denied := r.authz.Authorize(req, pull)
+			can = denied == nil && nameRE.MatchString(from) && r.db.RepoHasBlob(from, dg)
 		} else {
 			// An anonymous mount (spec v1.1) only where there is no auth:
 			// with auth, knowing a digest must not open a blob of a
@@ -273,10 +278,9 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	if err := r.driver.Concat(ctx, blobKey(dg), u.Parts); err != nil {
 		return internalError(fmt.Errorf("blob %s: %w", dg, err))
 	}
-	if err := r.db.CommitBlob(rt.name, dg, u.Offset, time.Now()); err != nil {
-		return internalError(err)
+	if aerr := r.commitBlob(rt.name, dg, u.Offset); aerr != nil {
+		return aerr
 	}
-	r.metrics.blobsStored.Inc()
 	return blobCreated(w, rt.name, dg)
 }
 

@@ -102,11 +102,8 @@ func openHtpasswd(path string) (*htpasswd, error) {
 		path:     path,
 		recheck:  htpasswdRecheck,
 		now:      time.Now,
-		secret:   make([]byte, 32),
+		secret:   []byte(rand.Text()),
 		verified: map[[sha256.Size]byte]time.Time{},
-	}
-	if _, err := rand.Read(h.secret); err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

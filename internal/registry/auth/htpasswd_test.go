@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,5 +206,41 @@ func TestHtpasswdRememberedChecks(t *testing.T) {
 	}
 	if len(h.verified) > verifiedMax {
 		t.Errorf("%d checks remembered, more than %d", len(h.verified), verifiedMax)
+	}
+}
+
+func TestHtpasswdConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	path := writeHtpasswd(t, dir, "alice", "apw")
+	h, err := openHtpasswd(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.recheck = 0
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 20 {
+				if _, err := h.verify("alice", "apw"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 5 {
+		// Rewrite through a rename, as editors and htpasswd do, so that
+		// readers never see a half-written file.
+		tmp := filepath.Join(dir, "new")
+		if err := os.WriteFile(tmp, []byte(htpasswdText(t, "alice", "apw", "u"+string(rune('a'+i)), "x")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if ok, err := h.verify("ue", "x"); !ok || err != nil {
+		t.Errorf("last version of the file not in use: %v, %v", ok, err)
 	}
 }

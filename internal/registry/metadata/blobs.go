@@ -29,36 +29,43 @@ func (d *DB) RepoBlob(repoName string, dg digest.Digest) (int64, error) {
 	return size, err
 }
 
-// BeginBlob announces that bytes for dg are about to be written. It reports
-// whether the blob is already live (then nothing needs writing); otherwise
-// the blob is recorded as pending, which keeps the collector away from it for
-// its grace period. It fails with ErrBusy while the collector deletes dg.
-func (d *DB) BeginBlob(dg digest.Digest, now time.Time) (live bool, err error) {
-	err = d.db.Batch(func(tx *bolt.Tx) error {
+// BlobState reports whether dg is live (then an upload needs to write
+// nothing) and fails with ErrBusy while the collector deletes it. A blob
+// with no record, or a pending one, may be written: the collector condemns
+// only records untouched for its grace period and sweeps only unrecorded
+// bytes older than it, and CommitBlob refuses a blob condemned meanwhile.
+func (d *DB) BlobState(dg digest.Digest) (live bool, err error) {
+	err = d.db.View(func(tx *bolt.Tx) error {
+		var b Blob
+		ok, err := getJSON(tx.Bucket(bucketBlobs), []byte(dg), &b)
+		if err != nil {
+			return err
+		}
+		if ok && b.State == Deleting {
+			return ErrBusy
+		}
+		live = ok && b.State == Live
+		return nil
+	})
+	return live, err
+}
+
+// CommitBlob records dg as live with size bytes (its bytes are in storage
+// and verified) and links it into the repository. It fails with ErrBusy
+// when the collector condemned dg while its bytes were being written: they
+// may be deleted, and the client must upload again.
+func (d *DB) CommitBlob(repoName string, dg digest.Digest, size int64, now time.Time) error {
+	return d.db.Batch(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
 		var b Blob
 		ok, err := getJSON(blobs, []byte(dg), &b)
 		if err != nil {
 			return err
 		}
-		switch {
-		case ok && b.State == Deleting:
+		if ok && b.State == Deleting {
 			return ErrBusy
-		case ok && b.State == Live:
-			live = true
-			return nil
 		}
-		live = false
-		return putJSON(blobs, []byte(dg), Blob{Size: -1, State: Pending, Touched: now})
-	})
-	return live, err
-}
-
-// CommitBlob records dg as live with size bytes (its bytes are in storage
-// and verified) and links it into the repository.
-func (d *DB) CommitBlob(repoName string, dg digest.Digest, size int64, now time.Time) error {
-	return d.db.Batch(func(tx *bolt.Tx) error {
-		if err := putJSON(tx.Bucket(bucketBlobs), []byte(dg), Blob{Size: size, State: Live, Touched: now}); err != nil {
+		if err := putJSON(blobs, []byte(dg), Blob{Size: size, State: Live, Touched: now}); err != nil {
 			return err
 		}
 		r, err := createRepo(tx, repoName)

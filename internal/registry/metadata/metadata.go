@@ -47,10 +47,8 @@ var (
 type State uint8
 
 const (
-	// Pending: bytes may be being written; invisible to clients.
-	Pending State = iota
 	// Live: bytes are in storage and verified.
-	Live
+	Live State = iota
 	// Deleting: condemned by the collector; bytes are going away.
 	Deleting
 )
@@ -138,6 +136,9 @@ func Open(path string) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("metadata %s: %w", path, err)
 	}
+	// Blob commits and upload updates go through Batch: concurrent
+	// requests share one fsync. A short delay keeps a lone push fast.
+	b.MaxBatchDelay = time.Millisecond
 	return &DB{db: b}, nil
 }
 

@@ -24,9 +24,6 @@ func open(t *testing.T) *DB {
 func live(t *testing.T, db *DB, repo, content string, at time.Time) Descriptor {
 	t.Helper()
 	dg := digest.FromString(content)
-	if _, err := db.BeginBlob(dg, at); err != nil {
-		t.Fatal(err)
-	}
 	if err := db.CommitBlob(repo, dg, int64(len(content)), at); err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +56,11 @@ func TestCondemnSparesReferencedAndRecent(t *testing.T) {
 	if _, err := db.RepoBlob("a", unused.Digest); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RepoBlob of a condemned blob: %v, want ErrNotFound", err)
 	}
-	if _, err := db.BeginBlob(unused.Digest, time.Now()); !errors.Is(err, ErrBusy) {
-		t.Errorf("BeginBlob of a condemned blob: %v, want ErrBusy", err)
+	if _, err := db.BlobState(unused.Digest); !errors.Is(err, ErrBusy) {
+		t.Errorf("BlobState of a condemned blob: %v, want ErrBusy", err)
+	}
+	if err := db.CommitBlob("a", unused.Digest, unused.Size, time.Now()); !errors.Is(err, ErrBusy) {
+		t.Errorf("CommitBlob of a condemned blob: %v, want ErrBusy", err)
 	}
 	var missing *MissingError
 	err = db.PutManifest("a", digest.FromString("m2"), Manifest{MediaType: "m", Blobs: []Descriptor{unused}}, []byte("m2"), "")
@@ -82,8 +82,11 @@ func TestCondemnSparesReferencedAndRecent(t *testing.T) {
 		}
 	}
 	// After it is forgotten, the blob can be uploaded again.
-	if isLive, err := db.BeginBlob(unused.Digest, time.Now()); err != nil || isLive {
-		t.Errorf("BeginBlob after Forget = %v, %v; want pending", isLive, err)
+	if isLive, err := db.BlobState(unused.Digest); err != nil || isLive {
+		t.Errorf("BlobState after Forget = %v, %v; want not live", isLive, err)
+	}
+	if err := db.CommitBlob("a", unused.Digest, unused.Size, time.Now()); err != nil {
+		t.Errorf("CommitBlob after Forget: %v", err)
 	}
 }
 
