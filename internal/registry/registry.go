@@ -27,6 +27,7 @@ const (
 	defaultManifestSize = 4 << 20
 	defaultGrace        = time.Hour
 	defaultUploadTTL    = 24 * time.Hour
+	maxFormBody         = 64 << 10 // the token endpoint's POST form
 )
 
 // Registry is one registry server: an http.Handler plus its background
@@ -229,6 +230,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case req.URL.Path == "/token":
 		if h := r.authz.TokenHandler(); h != nil {
 			label = "token"
+			req.Body = http.MaxBytesReader(rw, req.Body, maxFormBody)
 			h.ServeHTTP(rw, req)
 			return
 		}
@@ -241,6 +243,11 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if rerr != nil {
 		writeError(rw, rerr)
 		return
+	}
+	if rt.kind != routeUploads && rt.kind != routeUpload {
+		// Only blob bodies may be large; manifests are bounded by their
+		// own limit, everything else sends none.
+		req.Body = http.MaxBytesReader(rw, req.Body, r.cfg.Limits.ManifestSize+1)
 	}
 	var err error
 	user, err = r.authz.Authorize(req, rt.access(req.Method))
