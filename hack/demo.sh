@@ -17,12 +17,14 @@ export BERTH_ROOT
 BERTH_ROOT=$(mktemp -d /tmp/berth-demo-root.XXXXXX)
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 docker_img=
+registry_pid=
 
 cleanup() {
 	set +e
 	# Detach anything berth left mounted below the root before deleting it.
 	awk -v r="$BERTH_ROOT" '$5 == r || index($5, r "/") == 1 { print $5 }' /proc/self/mountinfo |
 		sort -r | while read -r m; do umount -l "$m"; done
+	if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null; fi
 	rm -rf "$BERTH_ROOT" "$work"
 	if [ -n "$docker_img" ]; then docker rmi $docker_img >/dev/null 2>&1; fi
 }
@@ -131,6 +133,25 @@ berth build --progress plain -t demo/built:1 "$work/ctx"
 berth run --rm demo/built:1
 berth build --progress plain -t demo/built:1 "$work/ctx" 2>&1 | grep -E 'CACHED|^#[0-9]+ \[' || true
 berth history demo/built:1
+
+section "Serve a registry, push to it, pull back with skopeo, collect garbage"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+reg=127.0.0.1:$port
+show berth registry serve --addr "$reg" --root "$work/registry" '&'
+"$BERTH" registry serve --addr "$reg" --root "$work/registry" --log-level warn &
+registry_pid=$!
+for _ in $(seq 50); do curl -fs "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
+berth tag demo/built:1 "$reg/demo/built:1"
+berth push "$reg/demo/built:1"
+show curl -s "http://$reg/v2/_catalog"
+curl -s "http://$reg/v2/_catalog"; echo
+show skopeo inspect --tls-verify=false "docker://$reg/demo/built:1" '|' grep Digest
+skopeo inspect --tls-verify=false "docker://$reg/demo/built:1" | grep '"Digest"'
+berth rmi "$reg/demo/built:1"
+berth pull "$reg/demo/built:1"
+berth registry gc --root "$work/registry"
+kill "$registry_pid"; wait "$registry_pid" || true
+registry_pid=
 
 section "Disk usage and consistency check"
 berth system df
