@@ -7,22 +7,30 @@
 # Usage: hack/install-deps.sh [PACKAGE...]   (default: the full set)
 # Idempotent and quiet when everything is already in place.
 #
-# Every name is a Debian package except dockerfile-frontend: BuildKit's
-# Dockerfile frontend (moby/buildkit $BUILDKIT_FRONTEND_VERSION, labs
-# features on), built from the Go module proxy and, when a Docker engine
-# answers, imported into it as docker/dockerfile:1 and docker/dockerfile:1-labs.
+# Every name is a Debian package except dockerfile-frontend and minio.
+#
+# dockerfile-frontend is BuildKit's Dockerfile frontend (moby/buildkit
+# $BUILDKIT_FRONTEND_VERSION, labs features on), built from the Go module
+# proxy and, when a Docker engine answers, imported into it as
+# docker/dockerfile:1 and docker/dockerfile:1-labs.
 # Docker 20.10's built-in BuildKit frontend lacks heredocs, COPY --link,
 # --parents and --exclude, ADD --checksum and RUN --network; with this image
 # `DOCKER_BUILDKIT=1 docker build --build-arg BUILDKIT_SYNTAX=docker/dockerfile:1-labs`
 # (or a `# syntax=docker/dockerfile:1` line) has them, offline.
+#
+# minio is the MinIO server ($MINIO_VERSION, the last commit of the archived
+# github.com/minio/minio, a few fixes past RELEASE.2025-10-15T17-29-55Z),
+# built from the Go module proxy into /usr/local/lib/berth/minio: the S3
+# endpoint the registry's s3 storage driver is tested against.
 set -euo pipefail
 
 if [ "$#" -gt 0 ]; then
 	pkgs=("$@")
 else
-	pkgs=(docker.io podman buildah skopeo runc tini busybox-static docker-registry apache2-utils dockerfile-frontend)
+	pkgs=(docker.io podman buildah skopeo runc tini busybox-static docker-registry apache2-utils dockerfile-frontend minio)
 fi
 BUILDKIT_FRONTEND_VERSION=${BUILDKIT_FRONTEND_VERSION:-v0.16.0}
+MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
 
 log() { echo "install-deps: $*" >&2; }
 
@@ -38,7 +46,7 @@ installed() {
 missing=()
 for p in "${pkgs[@]}"; do
 	case "$p" in
-	dockerfile-frontend) ;; # not a Debian package: see the end of this script
+	dockerfile-frontend | minio) ;; # not Debian packages: see the end of this script
 	*) installed "$p" || missing+=("$p") ;;
 	esac
 done
@@ -190,5 +198,33 @@ if want dockerfile-frontend; then
 		done
 	elif [ -n "$built" ]; then
 		log "dockerfile-frontend: no Docker engine answers; built $bin only (run again after hack/start-dockerd.sh)"
+	fi
+fi
+
+# --- MinIO, for the registry's s3 storage driver tests (see the top) --------
+if want minio; then
+	v=$MINIO_VERSION
+	bin=/usr/local/lib/berth/minio
+	# The version is stamped into the binary, so a new pin rebuilds it.
+	if ! { [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -qF "version $v "; }; then
+		if ! command -v go >/dev/null 2>&1; then
+			log "minio: go is not installed"
+			exit 1
+		fi
+		log "building MinIO $v from the Go module proxy (a few minutes)"
+		gobin=$(mktemp -d)
+		pkg=github.com/minio/minio
+		if ! GOBIN="$gobin" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath \
+			-ldflags "-s -w -X $pkg/cmd.ReleaseTag=$v -X $pkg/cmd.CommitID=${v##*-} -X $pkg/cmd.ShortCommitID=${v##*-}" \
+			"$pkg@$v" >"$gobin/log" 2>&1; then
+			cat "$gobin/log" >&2
+			rm -rf "$gobin"
+			log "go install of MinIO failed"
+			exit 1
+		fi
+		mkdir -p "$(dirname "$bin")"
+		install -m 0755 "$gobin/minio" "$bin.tmp"
+		mv -f "$bin.tmp" "$bin"
+		rm -rf "$gobin"
 	fi
 fi

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/registry/metadata"
+	"github.com/berth-dev/berth/internal/registry/storage"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -183,8 +184,11 @@ func bodyError(v *verifier, err error) *apiError {
 		return v.bad
 	}
 	var mb *http.MaxBytesError
-	if errors.As(err, &mb) {
+	switch {
+	case errors.As(err, &mb):
 		return errTooLarge("request body", mb.Limit)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, storage.ErrSizeMismatch):
+		return errSizeInvalid("blob %s: the body does not have the announced length: %v", v.dg, err)
 	}
 	return internalError(err)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/internal/registry/metadata"
 	"github.com/berth-dev/berth/internal/registry/storage"
 	"github.com/berth-dev/berth/internal/registry/storage/filesystem"
+	"github.com/berth-dev/berth/internal/registry/storage/s3"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -108,6 +109,10 @@ func openDriver(ctx context.Context, cfg Config) (storage.Driver, error) {
 	switch cfg.Storage.Driver {
 	case "", "filesystem":
 		return filesystem.New(filepath.Join(cfg.Root, "storage"))
+	case "s3":
+		c := cfg.Storage.S3
+		return s3.New(ctx, s3.Config{Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix,
+			AccessKey: c.AccessKey, SecretKey: c.SecretKey, Secure: c.Secure})
 	}
 	return nil, fmt.Errorf("registry: unknown storage driver %q", cfg.Storage.Driver)
 }

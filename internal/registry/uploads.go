@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/registry/auth"
 	"github.com/berth-dev/berth/internal/registry/metadata"
+	"github.com/berth-dev/berth/internal/registry/storage"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -205,8 +206,11 @@ func (r *Registry) appendChunk(req *http.Request, rt route, u metadata.Upload) (
 	if err != nil {
 		_ = r.driver.Delete(req.Context(), key)
 		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
+		switch {
+		case errors.As(err, &mb):
 			return u, errTooLarge("blob", r.cfg.Limits.BlobSize)
+		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, storage.ErrSizeMismatch):
+			return u, errSizeInvalid("upload %s: the chunk does not have the announced length", rt.ref)
 		}
 		return u, internalError(fmt.Errorf("upload %s: %w", rt.ref, err))
 	}

@@ -87,9 +87,10 @@ func keyByte(c byte) bool {
 
 // ExactReader returns a reader that yields what r does, failing with
 // ErrSizeMismatch when r ends before size bytes or has more than size. It
-// reads at most one byte past size, and checks for that byte before it hands
-// out the last ones, so a consumer that stops after exactly size bytes still
-// sees the error.
+// reads at most one byte past size. The read that would complete size
+// bytes checks for that extra byte first and, finding it, returns the error
+// and no bytes, so even a consumer that stops after size bytes and drops an
+// error that comes with the bytes it wanted (io.ReadFull does) sees it.
 func ExactReader(r io.Reader, size int64) io.Reader {
 	return &exactReader{r: r, size: size, left: size}
 }
@@ -97,12 +98,16 @@ func ExactReader(r io.Reader, size int64) io.Reader {
 type exactReader struct {
 	r          io.Reader
 	size, left int64
-	checked    bool // r was found to end at size
+	err        error // sticky: a mismatch found
 }
 
 func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left == 0 {
-		return 0, e.checkEnd()
+	switch {
+	case e.err != nil:
+		return 0, e.err
+	case e.left == 0:
+		e.err = e.checkEnd()
+		return 0, e.err
 	}
 	if int64(len(p)) > e.left {
 		p = p[:e.left]
@@ -112,24 +117,21 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	switch {
 	case e.left == 0 && err == nil:
 		if err := e.checkEnd(); err != io.EOF {
-			return n, err
+			e.err = err
+			return 0, err
 		}
-		return n, nil
 	case e.left > 0 && err == io.EOF:
-		return n, fmt.Errorf("%w: %d bytes, want %d", ErrSizeMismatch, e.size-e.left, e.size)
+		e.err = fmt.Errorf("%w: %d bytes, want %d", ErrSizeMismatch, e.size-e.left, e.size)
+		return 0, e.err
 	}
 	return n, err
 }
 
-// checkEnd returns io.EOF if r has nothing past size.
+// checkEnd returns io.EOF if r has nothing more.
 func (e *exactReader) checkEnd() error {
-	if e.checked {
-		return io.EOF
-	}
 	var extra [1]byte
 	switch _, err := io.ReadFull(e.r, extra[:]); err {
 	case io.EOF:
-		e.checked = true
 		return io.EOF
 	case nil:
 		return fmt.Errorf("%w: more than %d bytes", ErrSizeMismatch, e.size)

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -264,7 +265,8 @@ func (d *Driver) Walk(ctx context.Context, prefix string, fn func(storage.Info) 
 
 // Concat implements storage.Driver. One part is hard-linked (dst then
 // shares its inode, which is safe because nothing is ever written in
-// place); several are joined with copy_file_range.
+// place, and its modification time, which Concat sets to now); several are
+// joined with copy_file_range.
 func (d *Driver) Concat(ctx context.Context, dst string, srcs []string) error {
 	for _, k := range append([]string{dst}, srcs...) {
 		if err := checkKey(k); err != nil {
@@ -282,8 +284,13 @@ func (d *Driver) Concat(ctx context.Context, dst string, srcs []string) error {
 		tmp := tempName()
 		if err = d.root.Link(srcs[0], tmp); err != nil {
 			err = fmt.Errorf("%s: %w", srcs[0], notFound(err))
-		} else {
+			break
+		}
+		// dst is stored now, as S3's copy would be (and src with it).
+		if err = d.root.Chtimes(tmp, time.Time{}, time.Now()); err == nil {
 			err = d.commit(tmp, dst)
+		} else {
+			d.root.Remove(tmp)
 		}
 	default:
 		err = d.concatCopy(dst, srcs)

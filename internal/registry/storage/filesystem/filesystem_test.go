@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/registry/storage"
 	"github.com/berth-dev/berth/internal/registry/storage/storagetest"
@@ -180,5 +181,29 @@ func TestReservedKeys(t *testing.T) {
 	}
 	if err := d.Put(t.Context(), "x/_tmp", bytes.NewReader(nil), 0); err != nil {
 		t.Errorf("_tmp below the top is an ordinary key: %v", err)
+	}
+}
+
+// A linked Concat gives dst a fresh ModTime, as a copy would have.
+func TestConcatModTime(t *testing.T) {
+	root := t.TempDir()
+	d := newDriver(t, root)
+	if err := d.Put(t.Context(), "src", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(filepath.Join(root, "src"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Second)
+	if err := d.Concat(t.Context(), "dst", []string{"src"}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := d.Stat(t.Context(), "dst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ModTime.Before(start) {
+		t.Errorf("dst ModTime %v, want after %v", info.ModTime, start)
 	}
 }

@@ -223,20 +223,21 @@ func testSizeMismatch(t *testing.T, d storage.Driver) {
 		{"short multipart", payload(17*mib-1, 6), 17 * mib},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := d.Put(t.Context(), "m/new", bytes.NewReader(tc.data), tc.size)
+			dir := "m/" + strings.ReplaceAll(tc.name, " ", "-") + "/"
+			err := d.Put(t.Context(), dir+"new", bytes.NewReader(tc.data), tc.size)
 			if !errors.Is(err, storage.ErrSizeMismatch) {
-				t.Errorf("Put(m/new, %d bytes, size %d) = %v, want ErrSizeMismatch", len(tc.data), tc.size, err)
+				t.Errorf("Put(%snew, %d bytes, size %d) = %v, want ErrSizeMismatch", dir, len(tc.data), tc.size, err)
 			}
-			wantNotFound(t, d, "m/new")
+			wantNotFound(t, d, dir+"new")
 
-			put(t, d, "m/old", old)
-			err = d.Put(t.Context(), "m/old", bytes.NewReader(tc.data), tc.size)
+			put(t, d, dir+"old", old)
+			err = d.Put(t.Context(), dir+"old", bytes.NewReader(tc.data), tc.size)
 			if !errors.Is(err, storage.ErrSizeMismatch) {
-				t.Errorf("Put(m/old, %d bytes, size %d) = %v, want ErrSizeMismatch", len(tc.data), tc.size, err)
+				t.Errorf("Put(%sold, %d bytes, size %d) = %v, want ErrSizeMismatch", dir, len(tc.data), tc.size, err)
 			}
-			check(t, d, "m/old", old)
-			if ks := keys(t, d, ""); !slices.Equal(ks, []string{"m/old"}) {
-				t.Errorf("store holds %q, want just m/old", ks)
+			check(t, d, dir+"old", old)
+			if ks := keys(t, d, dir); !slices.Equal(ks, []string{dir + "old"}) {
+				t.Errorf("%s holds %q, want just %sold", dir, ks, dir)
 			}
 		})
 	}
