@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/registry/metadata"
@@ -65,19 +66,67 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) *
 		http.Redirect(w, req, u, http.StatusTemporaryRedirect)
 		return nil
 	}
-	f, err := r.driver.Open(req.Context(), blobKey(dg), 0)
+	h.Set("Content-Type", "application/octet-stream")
+	start, end, partial := int64(0), size-1, false
+	if rg := req.Header.Get("Range"); rg != "" {
+		var ok bool
+		if start, end, ok = parseByteRange(rg, size); !ok {
+			h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+			return errorf(http.StatusRequestedRangeNotSatisfiable, "BLOB_UNKNOWN", "range %q is not satisfiable for blob %s of %d bytes", rg, dg, size)
+		}
+		partial = true
+	}
+	f, err := r.driver.Open(req.Context(), blobKey(dg), start)
 	if err != nil {
 		return internalError(fmt.Errorf("blob %s: %w", dg, err))
 	}
 	defer f.Close()
-	h.Set("Content-Type", "application/octet-stream")
-	if rs, ok := f.(io.ReadSeeker); ok {
+	if rs, ok := f.(io.ReadSeeker); ok && start == 0 {
+		// The filesystem driver's *os.File: ServeContent sends it with
+		// sendfile, and handles Range itself.
 		http.ServeContent(w, req, "", time.Time{}, rs)
 		return nil
 	}
-	h.Set("Content-Length", strconv.FormatInt(size, 10))
-	_, _ = io.Copy(w, f)
+	h.Set("Content-Length", strconv.FormatInt(end-start+1, 10))
+	if partial {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, size))
+		w.WriteHeader(http.StatusPartialContent)
+	}
+	_, _ = io.Copy(w, io.LimitReader(f, end-start+1))
 	return nil
+}
+
+// parseByteRange reads a single "bytes=a-b", "bytes=a-" or "bytes=-n"
+// range of a blob of size bytes.
+func parseByteRange(s string, size int64) (start, end int64, ok bool) {
+	spec, found := strings.CutPrefix(s, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false
+	}
+	a, b, found := strings.Cut(spec, "-")
+	if !found {
+		return 0, 0, false
+	}
+	if a == "" {
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n <= 0 || size == 0 {
+			return 0, 0, false
+		}
+		return max(0, size-n), size - 1, true
+	}
+	start, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || start < 0 || start >= size {
+		return 0, 0, false
+	}
+	end = size - 1
+	if b != "" {
+		e, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || e < start {
+			return 0, 0, false
+		}
+		end = min(e, size-1)
+	}
+	return start, end, true
 }
 
 func (r *Registry) deleteBlob(w http.ResponseWriter, _ *http.Request, rt route) *apiError {

@@ -1,107 +1,23 @@
-package s3
+package s3_test
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/internal/registry/storage"
+	"github.com/berth-dev/berth/internal/registry/storage/s3"
+	"github.com/berth-dev/berth/internal/registry/storage/s3/s3test"
 	"github.com/berth-dev/berth/internal/registry/storage/storagetest"
 )
 
-// startMinIO runs a MinIO server for the test: $BERTH_MINIO, else the one
-// hack/install-deps.sh builds. It returns a Config for it, minus the bucket.
-func startMinIO(t *testing.T) Config {
-	bin := os.Getenv("BERTH_MINIO")
-	if bin == "" {
-		bin = "/usr/local/lib/berth/minio"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		msg := fmt.Sprintf("no MinIO server (%v): install one with `hack/install-deps.sh minio`, or point $BERTH_MINIO at one", err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	cfg := Config{
-		Endpoint:  freeAddr(t),
-		AccessKey: "berth-test",
-		SecretKey: "berth-test-secret",
-	}
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "minio.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(bin, "server",
-		"--address", cfg.Endpoint, "--console-address", freeAddr(t),
-		"--certs-dir", filepath.Join(dir, "certs"), filepath.Join(dir, "data"))
-	cmd.Env = append(os.Environ(),
-		"MINIO_ROOT_USER="+cfg.AccessKey, "MINIO_ROOT_PASSWORD="+cfg.SecretKey, "MINIO_UPDATE=off")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Dies with the test binary, however that ends.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-
-	// Not /minio/health/live: that answers 200 before the server takes S3
-	// requests ("Server not initialized yet").
-	ready := "http://" + cfg.Endpoint + "/minio/health/cluster"
-	for deadline := time.Now().Add(time.Minute); ; {
-		resp, err := http.Get(ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return cfg
-			}
-		}
-		select {
-		case <-exited:
-		case <-time.After(100 * time.Millisecond):
-			if time.Now().Before(deadline) {
-				continue
-			}
-		}
-		out, _ := os.ReadFile(logPath)
-		t.Fatalf("MinIO at %s did not come up (%v):\n%s", cfg.Endpoint, cmd.ProcessState, out)
-	}
-}
-
-// freeAddr is a 127.0.0.1 address with a port nothing listens on.
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func newDriver(t *testing.T, cfg Config) *Driver {
+func newDriver(t *testing.T, cfg s3.Config) *s3.Driver {
 	t.Helper()
-	d, err := New(t.Context(), cfg)
+	d, err := s3.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +25,7 @@ func newDriver(t *testing.T, cfg Config) *Driver {
 }
 
 func TestDriver(t *testing.T) {
-	server := startMinIO(t)
+	server := s3test.StartMinIO(t)
 
 	t.Run("Conformance", func(t *testing.T) {
 		cfg := server
@@ -149,7 +65,7 @@ func TestDriver(t *testing.T) {
 
 		for _, p := range []string{"a//b", "../a", "a b"} {
 			cfg.Prefix = p
-			if _, err := New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), p) {
+			if _, err := s3.New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), p) {
 				t.Errorf("New with prefix %q: %v, want an error naming it", p, err)
 			}
 		}
@@ -178,7 +94,7 @@ func TestDriver(t *testing.T) {
 		cfg.SecretKey = "wrong-secret"
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		if _, err := New(ctx, cfg); err == nil || !strings.Contains(err.Error(), "creds") {
+		if _, err := s3.New(ctx, cfg); err == nil || !strings.Contains(err.Error(), "creds") {
 			t.Errorf("New with a wrong secret: %v, want an error naming the bucket", err)
 		}
 	})
