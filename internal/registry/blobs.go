@@ -192,10 +192,11 @@ func (v *verifier) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// storeBlob writes body as blob dg and links it into the repository; the
-// bytes become visible only once verified. A blob the registry already
-// holds is verified against the body and linked without writing.
-func (r *Registry) storeBlob(ctx context.Context, repoName string, dg digest.Digest, body io.Reader, size int64) (int64, *apiError) {
+// storeBlob writes body as blob dg, links it into the repository and closes
+// the upload (if any) that brought it; the bytes become visible only once
+// verified. A blob the registry already holds is verified against the body
+// and linked without writing.
+func (r *Registry) storeBlob(ctx context.Context, repoName string, dg digest.Digest, body io.Reader, size int64, upload string) (int64, *apiError) {
 	live, aerr := r.beginBlob(ctx, dg)
 	if aerr != nil {
 		return 0, aerr
@@ -205,7 +206,7 @@ func (r *Registry) storeBlob(ctx context.Context, repoName string, dg digest.Dig
 		if _, err := io.Copy(io.Discard, v); err != nil {
 			return 0, bodyError(v, err)
 		}
-		n, err := r.db.LinkBlob(repoName, dg, time.Now())
+		n, err := r.db.LinkBlob(repoName, dg, time.Now(), upload)
 		if err == nil {
 			return n, nil
 		}
@@ -220,7 +221,7 @@ func (r *Registry) storeBlob(ctx context.Context, repoName string, dg digest.Dig
 	if v.bad != nil {
 		return 0, v.bad
 	}
-	if aerr := r.commitBlob(repoName, dg, v.n); aerr != nil {
+	if aerr := r.commitBlob(repoName, dg, v.n, upload); aerr != nil {
 		return 0, aerr
 	}
 	return v.n, nil
@@ -238,6 +239,8 @@ func bodyError(v *verifier, err error) *apiError {
 		return errTooLarge("request body", mb.Limit)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, storage.ErrSizeMismatch):
 		return errSizeInvalid("blob %s: the body does not have the announced length: %v", v.dg, err)
+	case errors.Is(err, context.Canceled):
+		return errSizeInvalid("blob %s: the client went away mid-body", v.dg)
 	}
 	return internalError(err)
 }
@@ -265,9 +268,10 @@ func (r *Registry) beginBlob(ctx context.Context, dg digest.Digest) (bool, *apiE
 	}
 }
 
-// commitBlob makes dg's written bytes live in the repository.
-func (r *Registry) commitBlob(repoName string, dg digest.Digest, size int64) *apiError {
-	err := r.db.CommitBlob(repoName, dg, size, time.Now())
+// commitBlob makes dg's written bytes live in the repository and closes
+// their upload.
+func (r *Registry) commitBlob(repoName string, dg digest.Digest, size int64, upload string) *apiError {
+	err := r.db.CommitBlob(repoName, dg, size, time.Now(), upload)
 	if errors.Is(err, metadata.ErrBusy) {
 		return errUnavailable("blob %s was garbage-collected during its upload; retry", dg)
 	}

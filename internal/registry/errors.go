@@ -66,7 +66,7 @@ func errRangeInvalid(offset int64) *apiError {
 	return e
 }
 func errPaginationInvalid(v string) *apiError {
-	return errorf(http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", "invalid number of results requested: %q", v)
+	return errorf(http.StatusBadRequest, "UNSUPPORTED", "invalid number of results requested: %q", v)
 }
 func errUnsupported(format string, args ...any) *apiError {
 	return errorf(http.StatusMethodNotAllowed, "UNSUPPORTED", format, args...)

@@ -96,7 +96,10 @@ func (r *Registry) GC(ctx context.Context) (GCStats, error) {
 		return st, err
 	}
 	for _, id := range expired {
-		r.dropUpload(id, parts[id])
+		r.dropChunks(parts[id])
+		if err := r.db.DeleteUpload(id); err != nil {
+			return st, err
+		}
 		st.Uploads++
 	}
 	// Chunks are written before their upload's record is saved; those of

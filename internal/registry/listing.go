@@ -78,6 +78,9 @@ func (r *Registry) catalog(w http.ResponseWriter, req *http.Request, user string
 	if size < 0 {
 		size = maxPage
 	}
+	if size == 0 {
+		return writeJSON(w, "application/json", map[string]any{"repositories": []string{}})
+	}
 	repos, err := r.db.Repositories(last, size+1, func(name string) bool {
 		acts := r.authz.Actions(user, name)
 		return slices.Contains(acts, "pull") || slices.Contains(acts, "*")
@@ -85,7 +88,7 @@ func (r *Registry) catalog(w http.ResponseWriter, req *http.Request, user string
 	if err != nil {
 		return internalError(err)
 	}
-	if size > 0 && len(repos) > size {
+	if len(repos) > size {
 		repos = repos[:size]
 		linkNext(w, req.URL.Path, size, repos[size-1])
 	}

@@ -241,7 +241,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	if !isAPI {
-		writeError(rw, errorf(http.StatusNotFound, "NOT_FOUND", "no such endpoint: %s", req.URL.Path))
+		writeError(rw, errorf(http.StatusNotFound, "UNSUPPORTED", "no such endpoint: %s", req.URL.Path))
 		return
 	}
 	rw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")

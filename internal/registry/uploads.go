@@ -43,39 +43,41 @@ func (r *Registry) uploadMAC(repoName string, payload []byte) []byte {
 	return m.Sum(nil)[:16]
 }
 
-// checkUploadID verifies that id was issued for the repository and has not
-// expired.
-func (r *Registry) checkUploadID(repoName, id string) *apiError {
+// checkUploadID verifies that id was issued for the repository and returns
+// when it was.
+func (r *Registry) checkUploadID(repoName, id string) (time.Time, *apiError) {
 	enc, sig, ok := strings.Cut(id, ".")
 	if !ok {
-		return errUploadUnknown(id)
+		return time.Time{}, errUploadUnknown(id)
 	}
 	p, err1 := base64.RawURLEncoding.DecodeString(enc)
 	mac, err2 := base64.RawURLEncoding.DecodeString(sig)
 	if err1 != nil || err2 != nil || len(p) != uploadIDPayload || !hmac.Equal(mac, r.uploadMAC(repoName, p)) {
-		return errUploadUnknown(id)
+		return time.Time{}, errUploadUnknown(id)
 	}
-	started := time.Unix(int64(binary.BigEndian.Uint64(p[16:])), 0)
-	if time.Since(started) > r.cfg.GC.UploadTTL {
-		return errUploadUnknown(id)
-	}
-	return nil
+	return time.Unix(int64(binary.BigEndian.Uint64(p[16:])), 0), nil
 }
 
 // loadUpload returns the upload's state; one that has had no bytes yet has
-// no record and starts empty.
+// no record and starts empty. An upload idle for longer than the upload
+// TTL, closed, or of another repository is unknown.
 func (r *Registry) loadUpload(rt route) (metadata.Upload, *apiError) {
-	if aerr := r.checkUploadID(rt.name, rt.ref); aerr != nil {
+	started, aerr := r.checkUploadID(rt.name, rt.ref)
+	if aerr != nil {
 		return metadata.Upload{}, aerr
 	}
+	ttl := r.cfg.GC.UploadTTL
 	u, err := r.db.Upload(rt.ref)
 	switch {
 	case errors.Is(err, metadata.ErrNotFound):
+		if time.Since(started) > ttl {
+			return u, errUploadUnknown(rt.ref)
+		}
 		now := time.Now()
 		return metadata.Upload{Repo: rt.name, Started: now, Updated: now}, nil
 	case err != nil:
 		return u, internalError(err)
-	case u.Cancelled || u.Repo != rt.name:
+	case u.Closed || u.Repo != rt.name || time.Since(u.Updated) > ttl:
 		return u, errUploadUnknown(rt.ref)
 	}
 	return u, nil
@@ -122,7 +124,7 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 			can = r.cfg.Auth.Mode == "" || r.cfg.Auth.Mode == "none"
 		}
 		if can {
-			_, err := r.db.LinkBlob(rt.name, dg, time.Now())
+			_, err := r.db.LinkBlob(rt.name, dg, time.Now(), "")
 			if err == nil {
 				return blobCreated(w, rt.name, dg)
 			}
@@ -136,7 +138,7 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		if aerr != nil {
 			return aerr
 		}
-		if _, aerr := r.storeBlob(req.Context(), rt.name, dg, req.Body, req.ContentLength); aerr != nil {
+		if _, aerr := r.storeBlob(req.Context(), rt.name, dg, req.Body, req.ContentLength, ""); aerr != nil {
 			return aerr
 		}
 		return blobCreated(w, rt.name, dg)
@@ -253,7 +255,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	ctx := req.Context()
 	if len(u.Parts) == 0 {
 		// The whole blob is in this request: stream it into place.
-		if _, aerr := r.storeBlob(ctx, rt.name, dg, req.Body, req.ContentLength); aerr != nil {
+		if _, aerr := r.storeBlob(ctx, rt.name, dg, req.Body, req.ContentLength, rt.ref); aerr != nil {
 			return aerr
 		}
 		return blobCreated(w, rt.name, dg)
@@ -263,10 +265,15 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 			return aerr
 		}
 	}
-	defer r.dropUpload(rt.ref, u.Parts)
+	// The chunks go whatever happens: the blob has its own copy, or the
+	// upload is closed as failed.
+	defer r.dropChunks(u.Parts)
 	if got, err := r.uploadDigest(req, u, dg.Algorithm()); err != nil {
 		return internalError(err)
 	} else if got != dg {
+		if err := r.db.CloseUpload(rt.ref, rt.name, time.Now()); err != nil {
+			return internalError(err)
+		}
 		return errDigestInvalid("upload %s: the uploaded bytes have digest %s, not %s", rt.ref, got, dg)
 	}
 	live, aerr := r.beginBlob(ctx, dg)
@@ -274,7 +281,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 		return aerr
 	}
 	if live {
-		if _, err := r.db.LinkBlob(rt.name, dg, time.Now()); err != nil {
+		if _, err := r.db.LinkBlob(rt.name, dg, time.Now(), rt.ref); err != nil {
 			return errUnavailable("blob %s is being garbage-collected; retry", dg)
 		}
 		return blobCreated(w, rt.name, dg)
@@ -282,7 +289,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	if err := r.driver.Concat(ctx, blobKey(dg), u.Parts); err != nil {
 		return internalError(fmt.Errorf("blob %s: %w", dg, err))
 	}
-	if aerr := r.commitBlob(rt.name, dg, u.Offset); aerr != nil {
+	if aerr := r.commitBlob(rt.name, dg, u.Offset, rt.ref); aerr != nil {
 		return aerr
 	}
 	return blobCreated(w, rt.name, dg)
@@ -313,15 +320,12 @@ func (r *Registry) uploadDigest(req *http.Request, u metadata.Upload, alg digest
 	return digest.NewDigest(alg, h), nil
 }
 
-// dropUpload deletes an upload's chunks and record.
-func (r *Registry) dropUpload(id string, parts []string) {
+// dropChunks deletes an upload's chunks.
+func (r *Registry) dropChunks(parts []string) {
 	for _, key := range parts {
 		if err := r.driver.Delete(context.Background(), key); err != nil {
 			r.log.Warn("deleting upload chunk", "key", key, "err", err)
 		}
-	}
-	if err := r.db.DeleteUpload(id); err != nil {
-		r.log.Warn("deleting upload", "id", id, "err", err)
 	}
 }
 
@@ -330,10 +334,10 @@ func (r *Registry) cancelUpload(w http.ResponseWriter, _ *http.Request, rt route
 	if aerr != nil {
 		return aerr
 	}
-	r.dropUpload(rt.ref, u.Parts)
-	if err := r.db.CancelUpload(rt.ref, rt.name, time.Now()); err != nil {
+	if err := r.db.CloseUpload(rt.ref, rt.name, time.Now()); err != nil {
 		return internalError(err)
 	}
+	r.dropChunks(u.Parts)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -51,10 +51,11 @@ func (d *DB) BlobState(dg digest.Digest) (live bool, err error) {
 }
 
 // CommitBlob records dg as live with size bytes (its bytes are in storage
-// and verified) and links it into the repository. It fails with ErrBusy
-// when the collector condemned dg while its bytes were being written: they
-// may be deleted, and the client must upload again.
-func (d *DB) CommitBlob(repoName string, dg digest.Digest, size int64, now time.Time) error {
+// and verified), links it into the repository and closes the upload that
+// brought it (if upload is not empty). It fails with ErrBusy when the
+// collector condemned dg while its bytes were being written: they may be
+// deleted, and the client must upload again.
+func (d *DB) CommitBlob(repoName string, dg digest.Digest, size int64, now time.Time, upload string) error {
 	return d.db.Batch(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
 		var b Blob
@@ -72,14 +73,18 @@ func (d *DB) CommitBlob(repoName string, dg digest.Digest, size int64, now time.
 		if err != nil {
 			return err
 		}
+		if err := closeUpload(tx, upload, repoName, now); err != nil {
+			return err
+		}
 		return r.Bucket(repoBlobs).Put([]byte(dg), timeBytes(now))
 	})
 }
 
 // LinkBlob links a live blob into the repository (a cross-repository mount,
-// or an upload of bytes the registry already holds) and touches it. It
-// returns the blob's size, or ErrNotFound when dg is not live.
-func (d *DB) LinkBlob(repoName string, dg digest.Digest, now time.Time) (int64, error) {
+// or an upload of bytes the registry already holds, which it closes when
+// upload is not empty) and touches it. It returns the blob's size, or
+// ErrNotFound when dg is not live.
+func (d *DB) LinkBlob(repoName string, dg digest.Digest, now time.Time, upload string) (int64, error) {
 	var size int64
 	err := d.db.Batch(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
@@ -97,6 +102,9 @@ func (d *DB) LinkBlob(repoName string, dg digest.Digest, now time.Time) (int64, 
 		}
 		r, err := createRepo(tx, repoName)
 		if err != nil {
+			return err
+		}
+		if err := closeUpload(tx, upload, repoName, now); err != nil {
 			return err
 		}
 		size = b.Size

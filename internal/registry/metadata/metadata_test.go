@@ -24,7 +24,7 @@ func open(t *testing.T) *DB {
 func live(t *testing.T, db *DB, repo, content string, at time.Time) Descriptor {
 	t.Helper()
 	dg := digest.FromString(content)
-	if err := db.CommitBlob(repo, dg, int64(len(content)), at); err != nil {
+	if err := db.CommitBlob(repo, dg, int64(len(content)), at, ""); err != nil {
 		t.Fatal(err)
 	}
 	return Descriptor{MediaType: "application/octet-stream", Digest: dg, Size: int64(len(content))}
@@ -59,7 +59,7 @@ func TestCondemnSparesReferencedAndRecent(t *testing.T) {
 	if _, err := db.BlobState(unused.Digest); !errors.Is(err, ErrBusy) {
 		t.Errorf("BlobState of a condemned blob: %v, want ErrBusy", err)
 	}
-	if err := db.CommitBlob("a", unused.Digest, unused.Size, time.Now()); !errors.Is(err, ErrBusy) {
+	if err := db.CommitBlob("a", unused.Digest, unused.Size, time.Now(), ""); !errors.Is(err, ErrBusy) {
 		t.Errorf("CommitBlob of a condemned blob: %v, want ErrBusy", err)
 	}
 	var missing *MissingError
@@ -67,7 +67,7 @@ func TestCondemnSparesReferencedAndRecent(t *testing.T) {
 	if !errors.As(err, &missing) || missing.Digest != unused.Digest {
 		t.Errorf("PutManifest referencing a condemned blob: %v, want MissingError", err)
 	}
-	if _, err := db.LinkBlob("b", unused.Digest, time.Now()); !errors.Is(err, ErrNotFound) {
+	if _, err := db.LinkBlob("b", unused.Digest, time.Now(), ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("LinkBlob of a condemned blob: %v, want ErrNotFound", err)
 	}
 	if err := db.Forget(got); err != nil {
@@ -85,7 +85,7 @@ func TestCondemnSparesReferencedAndRecent(t *testing.T) {
 	if isLive, err := db.BlobState(unused.Digest); err != nil || isLive {
 		t.Errorf("BlobState after Forget = %v, %v; want not live", isLive, err)
 	}
-	if err := db.CommitBlob("a", unused.Digest, unused.Size, time.Now()); err != nil {
+	if err := db.CommitBlob("a", unused.Digest, unused.Size, time.Now(), ""); err != nil {
 		t.Errorf("CommitBlob after Forget: %v", err)
 	}
 }
@@ -211,11 +211,11 @@ func TestSaveUploadConflicts(t *testing.T) {
 	if err := db.SaveUpload("id", 0, Upload{Repo: "r", Offset: 5}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale SaveUpload: %v, want ErrConflict", err)
 	}
-	if err := db.CancelUpload("gone", "r", now); err != nil {
+	if err := db.CloseUpload("gone", "r", now); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.SaveUpload("gone", 0, u); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("SaveUpload of a cancelled upload: %v, want ErrNotFound", err)
+		t.Fatalf("SaveUpload of a closed upload: %v, want ErrNotFound", err)
 	}
 	got, err := db.Upload("id")
 	if err != nil || got.Offset != 10 || !slices.Equal(got.Parts, []string{"p0"}) {

@@ -18,8 +18,9 @@ type Upload struct {
 	Hash    []byte    `json:"hash,omitempty"`
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
-	// Cancelled marks an upload the client deleted before it had bytes.
-	Cancelled bool `json:"cancelled,omitempty"`
+	// Closed marks an upload that was completed or cancelled: its id
+	// stays unknown until the record is purged.
+	Closed bool `json:"closed,omitempty"`
 }
 
 // Upload returns an upload's record, or ErrNotFound.
@@ -39,7 +40,7 @@ func (d *DB) Upload(id string) (Upload, error) {
 }
 
 // SaveUpload stores u if the upload's recorded offset is still from (a
-// missing record counts as offset 0); otherwise ErrConflict. A cancelled
+// missing record counts as offset 0); otherwise ErrConflict. A closed
 // upload gives ErrNotFound.
 func (d *DB) SaveUpload(id string, from int64, u Upload) error {
 	return d.db.Batch(func(tx *bolt.Tx) error {
@@ -49,7 +50,7 @@ func (d *DB) SaveUpload(id string, from int64, u Upload) error {
 		if err != nil {
 			return err
 		}
-		if ok && cur.Cancelled {
+		if ok && cur.Closed {
 			return ErrNotFound
 		}
 		if cur.Offset != from {
@@ -59,11 +60,18 @@ func (d *DB) SaveUpload(id string, from int64, u Upload) error {
 	})
 }
 
-// CancelUpload leaves a tombstone for an upload, so that it stays unknown.
-func (d *DB) CancelUpload(id, repoName string, now time.Time) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketUploads), []byte(id), Upload{Repo: repoName, Started: now, Updated: now, Cancelled: true})
+// CloseUpload leaves a tombstone for an upload, so that it stays unknown.
+func (d *DB) CloseUpload(id, repoName string, now time.Time) error {
+	return d.db.Batch(func(tx *bolt.Tx) error {
+		return closeUpload(tx, id, repoName, now)
 	})
+}
+
+func closeUpload(tx *bolt.Tx, id, repoName string, now time.Time) error {
+	if id == "" {
+		return nil
+	}
+	return putJSON(tx.Bucket(bucketUploads), []byte(id), Upload{Repo: repoName, Started: now, Updated: now, Closed: true})
 }
 
 // DeleteUpload forgets an upload.
