@@ -39,14 +39,20 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) *
 	if aerr != nil {
 		return aerr
 	}
+	// Under seenMu, a blob found live is also recorded as seen before the
+	// collector can condemn it (see GC).
+	r.seenMu.RLock()
 	size, err := r.db.RepoBlob(rt.name, dg)
+	if err == nil {
+		r.touch(dg)
+	}
+	r.seenMu.RUnlock()
 	if errors.Is(err, metadata.ErrNotFound) {
 		return errBlobUnknown(dg)
 	}
 	if err != nil {
 		return internalError(err)
 	}
-	r.touch(dg)
 	h := w.Header()
 	h.Set("Docker-Content-Digest", dg.String())
 	h.Set("ETag", `"`+dg.String()+`"`)

@@ -34,7 +34,8 @@ func (s GCStats) attrs() []any {
 //     manifest is never condemned;
 //   - a blob uploaded, mounted or seen by a client (HEAD/GET) within the
 //     grace period is spared, so a push whose manifest comes later keeps
-//     its layers;
+//     its layers; a client sees a blob either before the condemn step
+//     (and its touch is flushed into it) or after (and finds it gone);
 //   - condemned blobs become invisible before their bytes are deleted; an
 //     upload of a condemned blob waits until the deletion is over, and one
 //     that wrote its bytes meanwhile is refused at commit (503, retry).
@@ -43,9 +44,13 @@ func (r *Registry) GC(ctx context.Context) (GCStats, error) {
 	defer r.gcMu.Unlock()
 	start := time.Now()
 	var st GCStats
-	r.flushTouches()
 	before := start.Add(-r.cfg.GC.Grace)
+	// Every blob a client has seen so far is touched before the condemn
+	// step; any client after it finds condemned blobs gone.
+	r.seenMu.Lock()
+	r.flushTouches()
 	condemned, err := r.db.Condemn(before)
+	r.seenMu.Unlock()
 	if err != nil {
 		return st, err
 	}

@@ -46,6 +46,9 @@ type Registry struct {
 
 	touchMu sync.Mutex
 	touched map[digest.Digest]struct{}
+	// seenMu orders "a client saw blob X live" before or after a
+	// collection's condemn step, never across it.
+	seenMu sync.RWMutex
 
 	gcMu   sync.Mutex // one collection at a time
 	stop   chan struct{}
