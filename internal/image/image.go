@@ -58,6 +58,22 @@ func IsLayer(mt string) bool {
 	return false
 }
 
+// OCILayerType is the OCI media type of a layer of media type mt (a Docker
+// one is translated; others are returned as they are).
+func OCILayerType(mt string) string {
+	switch mt {
+	case MediaTypeDockerLayer:
+		return ocispec.MediaTypeImageLayer
+	case MediaTypeDockerLayerGzip:
+		return ocispec.MediaTypeImageLayerGzip
+	case MediaTypeDockerLayerZstd:
+		return ocispec.MediaTypeImageLayerZstd
+	case MediaTypeDockerForeignLayer:
+		return ocispec.MediaTypeImageLayerNonDistributableGzip //nolint:staticcheck // the OCI name of a foreign layer
+	}
+	return mt
+}
+
 // document is the part every manifest and index shares, used to sniff type.
 type document struct {
 	SchemaVersion int                  `json:"schemaVersion"`

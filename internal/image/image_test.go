@@ -152,3 +152,18 @@ func TestApplyChanges(t *testing.T) {
 		})
 	}
 }
+
+func TestOCILayerType(t *testing.T) {
+	tests := map[string]string{
+		MediaTypeDockerLayer:               ocispec.MediaTypeImageLayer,
+		MediaTypeDockerLayerGzip:           ocispec.MediaTypeImageLayerGzip,
+		MediaTypeDockerLayerZstd:           ocispec.MediaTypeImageLayerZstd,
+		ocispec.MediaTypeImageLayerGzip:    ocispec.MediaTypeImageLayerGzip,
+		"application/vnd.example.artifact": "application/vnd.example.artifact",
+	}
+	for in, want := range tests {
+		if got := OCILayerType(in); got != want {
+			t.Errorf("OCILayerType(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -63,6 +63,9 @@ func Push(ctx context.Context, st *store.Store, ref string, opts PushOptions) (P
 		if layers[i], err = compressedLayer(st, l, opts.Compression); err != nil {
 			return res, err
 		}
+		// The manifest is OCI: a layer pulled from a Docker manifest
+		// takes its OCI type.
+		layers[i].MediaType = image.OCILayerType(layers[i].MediaType)
 	}
 	manifest := img.Manifest
 	manifest.MediaType = ocispec.MediaTypeImageManifest
