@@ -228,3 +228,8 @@ if want minio; then
 		rm -rf "$gobin"
 	fi
 fi
+
+# --- crane and regctl, the registry clients Debian lacks ---------------------
+if [ "$#" -eq 0 ]; then
+	bash "$(dirname "$0")/install-gotools.sh"
+fi
