@@ -1545,32 +1545,42 @@ func TestBuildCache(t *testing.T) {
 		}
 	})
 
-	t.Run("cache-to-from", func(t *testing.T) {
-		t.Parallel()
-		dir := filepath.Join(t.TempDir(), "ctx")
-		baselineCacheState(e).write(t, dir, false)
-		cacheDir := filepath.Join(t.TempDir(), "cache")
-		rootA := newRoot(t)
-		e.importBase(t, rootA)
-		if r := berthBuild(t, rootA, nil, "--progress", "plain", "--cache-to", "type=local,dest="+cacheDir, "-t", "a:1", dir); r.code != 0 {
-			t.Fatalf("berth build --cache-to type=local: %s", r)
-		}
-		// A fresh store with the same base: every step comes from the
-		// exported cache.
-		rootB := newRoot(t)
-		copyImage(t, rootA, rootB, e.base)
-		r := berthBuild(t, rootB, nil, "--progress", "plain", "--cache-from", "type=local,src="+cacheDir, "-t", "b:1", dir)
-		if r.code != 0 {
-			t.Fatalf("berth build --cache-from type=local: %s", r)
-		}
-		steps, _ := parseProgress(r.stdout + r.stderr)
-		if got, err := missPattern(steps); err != nil || got != wantPattern(len(cacheSteps)) {
-			t.Errorf("--cache-from a --cache-to export in a fresh store: %s %v, want every step cached\n%s", got, err, r.stdout+r.stderr)
-		}
-		if out, err := runImage("berth", rootB, "b:1", nil); err != nil || out[0].stdout != baselineCacheState(e).report() {
-			t.Errorf("image built from the imported cache: %v %v", out, err)
-		}
-	})
+	// Exported caches: a local directory, and a registry (berth's own
+	// server) holding the cache as an OCI artifact.
+	for _, kind := range []string{"local", "registry"} {
+		t.Run("cache-to-from-"+kind, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "ctx")
+			baselineCacheState(e).write(t, dir, false)
+			cacheDir := filepath.Join(t.TempDir(), "cache")
+			to, from := "type=local,dest="+cacheDir, "type=local,src="+cacheDir
+			if kind == "registry" {
+				srv := startBerthRegistry(t, "", "")
+				to = "type=registry,ref=" + srv.host + "/cache/" + e.uniq + ":buildcache"
+				from = to
+			}
+			rootA := newRoot(t)
+			e.importBase(t, rootA)
+			if r := berthBuild(t, rootA, nil, "--progress", "plain", "--cache-to", to, "-t", "a:1", dir); r.code != 0 {
+				t.Fatalf("berth build --cache-to %s: %s", to, r)
+			}
+			// A fresh store with the same base: every step comes from the
+			// exported cache.
+			rootB := newRoot(t)
+			copyImage(t, rootA, rootB, e.base)
+			r := berthBuild(t, rootB, nil, "--progress", "plain", "--cache-from", from, "-t", "b:1", dir)
+			if r.code != 0 {
+				t.Fatalf("berth build --cache-from %s: %s", from, r)
+			}
+			steps, _ := parseProgress(r.stdout + r.stderr)
+			if got, err := missPattern(steps); err != nil || got != wantPattern(len(cacheSteps)) {
+				t.Errorf("--cache-from a --cache-to export in a fresh store: %s %v, want every step cached\n%s", got, err, r.stdout+r.stderr)
+			}
+			if out, err := runImage("berth", rootB, "b:1", nil); err != nil || out[0].stdout != baselineCacheState(e).report() {
+				t.Errorf("image built from the imported cache: %v %v", out, err)
+			}
+		})
+	}
 
 	t.Run("pull", func(t *testing.T) {
 		t.Parallel()

@@ -59,9 +59,9 @@ type Options struct {
 	SourceDateEpoch *time.Time
 	// Progress receives BuildKit-style plain progress; nil prints nothing.
 	Progress io.Writer
-	// CacheFrom and CacheTo are cache directories to import step layers
+	// CacheFrom and CacheTo are external caches to import step layers
 	// from and export them to.
-	CacheFrom, CacheTo []string
+	CacheFrom, CacheTo []CacheStore
 	// Fetch pulls an image that is not stored (or, with Pull, any base
 	// image) and returns it.
 	Fetch func(ctx context.Context, ref string) (store.Image, error)

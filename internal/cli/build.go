@@ -63,8 +63,8 @@ func newBuildCommand(a *app) *cobra.Command {
 	fl.BoolVar(&f.tlsVerify, "tls-verify", true, "require HTTPS and verified certificates when pushing or pulling")
 	fl.StringVar(&f.platform, "platform", "", "target platform (only the host's)")
 	fl.StringVar(&f.format, "format", "docker", "image format: docker or oci")
-	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "external cache source: type=local,src=DIR")
-	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "external cache destination: type=local,dest=DIR")
+	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "external cache source: type=local,src=DIR or type=registry,ref=NAME")
+	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "external cache destination: type=local,dest=DIR or type=registry,ref=NAME")
 	fl.StringVar(&f.runtime, "runtime", "", "OCI runtime of RUN steps (default runc)")
 	return cmd
 }
@@ -217,18 +217,19 @@ func (a *app) build(ctx context.Context, f *buildFlags, ctxArg string) error {
 			}
 		}
 	}
-	if len(f.cacheTo) > 0 || len(f.cacheFrom) > 0 {
-		for _, c := range append(append([]string{}, f.cacheFrom...), f.cacheTo...) {
-			dir, err := parseCacheRef(c)
-			if err != nil {
-				return err
-			}
-			if strings.Contains(c, "src=") {
-				opts.CacheFrom = append(opts.CacheFrom, dir)
-			} else {
-				opts.CacheTo = append(opts.CacheTo, dir)
-			}
+	for _, c := range f.cacheFrom {
+		cs, err := parseCacheRef(c, "src", f.tlsVerify)
+		if err != nil {
+			return err
 		}
+		opts.CacheFrom = append(opts.CacheFrom, cs)
+	}
+	for _, c := range f.cacheTo {
+		cs, err := parseCacheRef(c, "dest", f.tlsVerify)
+		if err != nil {
+			return err
+		}
+		opts.CacheTo = append(opts.CacheTo, cs)
 	}
 	// The context: a directory, or "-" for a Dockerfile on stdin and an
 	// empty context.
@@ -392,30 +393,47 @@ func writeTo(stdout io.Writer, dest string, fn func(io.Writer) error) error {
 	return os.Rename(tmp.Name(), dest)
 }
 
-// parseCacheRef reads --cache-from/--cache-to: type=local,src=DIR or
-// type=local,dest=DIR.
-func parseCacheRef(s string) (string, error) {
-	dir := ""
-	typ := "local"
+// parseCacheRef reads --cache-from/--cache-to: type=local,src|dest=DIR or
+// type=registry,ref=NAME[:TAG] (a bare NAME means type=registry, as in
+// BuildKit).
+func parseCacheRef(s, dirKey string, tlsVerify bool) (build.CacheStore, error) {
+	typ, dir, ref := "", "", ""
+	if !strings.Contains(s, "=") {
+		typ, ref = "registry", s
+	}
 	for _, kv := range strings.Split(s, ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
 		case "type":
 			typ = v
-		case "src", "dest":
+		case dirKey:
 			dir = v
-		case "mode", "compression", "oci-mediatypes", "ignore-error":
+		case "ref":
+			ref = v
+		case "mode", "compression", "oci-mediatypes", "ignore-error", "image-manifest":
 		default:
-			return "", fmt.Errorf("cache %s: unknown key %q", s, k)
+			if typ != "registry" || ref != s {
+				return nil, fmt.Errorf("cache %s: unknown key %q", s, k)
+			}
 		}
 	}
-	if typ != "local" {
-		return "", fmt.Errorf("cache %s: type=%s is not supported (type=local)", s, typ)
+	switch typ {
+	case "local", "":
+		if dir == "" {
+			return nil, fmt.Errorf("cache %s: needs %s=DIR", s, dirKey)
+		}
+		return build.DirCache(dir), nil
+	case "registry":
+		if ref == "" {
+			return nil, fmt.Errorf("cache %s: needs ref=NAME[:TAG]", s)
+		}
+		ropts, err := remoteOptions(tlsVerify)
+		if err != nil {
+			return nil, err
+		}
+		return remote.NewCacheRef(ref, ropts)
 	}
-	if dir == "" {
-		return "", fmt.Errorf("cache %s: needs src=DIR or dest=DIR", s)
-	}
-	return dir, nil
+	return nil, fmt.Errorf("cache %s: type=%s is not supported (local or registry)", s, typ)
 }
 
 // readBounded reads at most limit bytes of r.
