@@ -399,7 +399,7 @@ func writeTo(stdout io.Writer, dest string, fn func(io.Writer) error) error {
 func parseCacheRef(s, dirKey string, tlsVerify bool) (build.CacheStore, error) {
 	typ, dir, ref := "", "", ""
 	if !strings.Contains(s, "=") {
-		typ, ref = "registry", s
+		return registryCache(s, tlsVerify)
 	}
 	for _, kv := range strings.Split(s, ",") {
 		k, v, _ := strings.Cut(kv, "=")
@@ -412,9 +412,7 @@ func parseCacheRef(s, dirKey string, tlsVerify bool) (build.CacheStore, error) {
 			ref = v
 		case "mode", "compression", "oci-mediatypes", "ignore-error", "image-manifest":
 		default:
-			if typ != "registry" || ref != s {
-				return nil, fmt.Errorf("cache %s: unknown key %q", s, k)
-			}
+			return nil, fmt.Errorf("cache %s: unknown key %q", s, k)
 		}
 	}
 	switch typ {
@@ -427,13 +425,17 @@ func parseCacheRef(s, dirKey string, tlsVerify bool) (build.CacheStore, error) {
 		if ref == "" {
 			return nil, fmt.Errorf("cache %s: needs ref=NAME[:TAG]", s)
 		}
-		ropts, err := remoteOptions(tlsVerify)
-		if err != nil {
-			return nil, err
-		}
-		return remote.NewCacheRef(ref, ropts)
+		return registryCache(ref, tlsVerify)
 	}
 	return nil, fmt.Errorf("cache %s: type=%s is not supported (local or registry)", s, typ)
+}
+
+func registryCache(ref string, tlsVerify bool) (build.CacheStore, error) {
+	ropts, err := remoteOptions(tlsVerify)
+	if err != nil {
+		return nil, err
+	}
+	return remote.NewCacheRef(ref, ropts)
 }
 
 // readBounded reads at most limit bytes of r.

@@ -319,7 +319,7 @@ func (r *Registry) dispatch(w http.ResponseWriter, req *http.Request, rt route, 
 		}
 	case routeUploads:
 		if m == "POST" {
-			return r.startUpload(w, req, rt, user)
+			return r.startUpload(w, req, rt)
 		}
 	case routeUpload:
 		switch m {

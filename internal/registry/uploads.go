@@ -102,7 +102,7 @@ func blobCreated(w http.ResponseWriter, repoName string, dg digest.Digest) *apiE
 
 // startUpload answers POST /v2/<name>/blobs/uploads/: a mount, a whole blob
 // in one request (?digest=), or a new upload session.
-func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt route, _ string) *apiError {
+func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt route) *apiError {
 	q := req.URL.Query()
 	if mount := q.Get("mount"); mount != "" {
 		dg, aerr := parseDigest(mount)
