@@ -1182,7 +1182,11 @@ func TestContainerLifecycle(t *testing.T) {
 		if err := syscall.Kill(mpid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		ctrWait(5*time.Second, func() bool { return !ctrPidAlive(mpid) })
+		// SIGKILL takes effect only once the monitor leaves an
+		// uninterruptible sleep (an fsync on a busy disk): wait for it.
+		if !ctrWait(60*time.Second, func() bool { return !ctrPidAlive(mpid) }) {
+			t.Fatalf("monitor %d still alive 60s after SIGKILL", mpid)
+		}
 		ps := ctrOK(t, root, "ps", "-a", "--filter", "name=lc-orphan", "--format", "{{.Status}}")
 		if !strings.HasPrefix(strings.TrimSpace(ps), "Exited") {
 			t.Errorf("berth ps -a after the monitor was killed: status %q, want Exited", strings.TrimSpace(ps))
