@@ -22,6 +22,7 @@ import (
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/meta"
+	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/store"
 )
 
@@ -152,10 +153,12 @@ func Build(ctx context.Context, e *container.Engine, opts Options) (Result, erro
 	if err := os.MkdirAll(filepath.Join(b.st.Root, "build"), 0o700); err != nil {
 		return Result{}, err
 	}
+	snapshot.SpreadSubdirs(filepath.Join(b.st.Root, "build"))
 	work, err := os.MkdirTemp(filepath.Join(b.st.Root, "build"), "run-")
 	if err != nil {
 		return Result{}, err
 	}
+	snapshot.SpreadSubdirs(work)
 	b.work = work
 	defer b.cleanup()
 

@@ -29,6 +29,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/snapshot"
 )
 
 // Status values, as Docker reports them.
@@ -171,6 +173,7 @@ func OpenStore(berthRoot string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(root, ".names"), 0o711); err != nil {
 		return nil, err
 	}
+	snapshot.SpreadSubdirs(root)
 	return &Store{root: root}, nil
 }
 

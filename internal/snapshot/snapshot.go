@@ -37,17 +37,19 @@ func New(root string, db *meta.DB) (*Store, error) {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, err
 		}
-		spreadSubdirs(filepath.Join(root, d))
+		SpreadSubdirs(filepath.Join(root, d))
 	}
 	return &Store{root: root, db: db}, nil
 }
 
-// spreadSubdirs marks dir with FS_TOPDIR_FL, best effort: ext4 then places
-// each new layer directory in a block group of its own, as it does for
-// top-level directories. Without it, layers unpacked soon after others were
+// SpreadSubdirs marks dir with FS_TOPDIR_FL, best effort: ext4 then places
+// each new directory in it in a block group of its own, as it does for
+// top-level directories. Without it, files written soon after others were
 // deleted land among the freshly freed inodes, and ext4 slows file creation
-// there down several times for minutes.
-func spreadSubdirs(dir string) {
+// there down several times for minutes. Every directory that layers are
+// written into (snapshots, containers' writable layers, build steps) wants
+// it.
+func SpreadSubdirs(dir string) {
 	const topdirFlag = 0x00020000 // FS_TOPDIR_FL in linux/fs.h
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
