@@ -1058,6 +1058,19 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Errorf("after stop -t 2 of a container ignoring SIGTERM: Running %v ExitCode %d, want false 137", st.State.Running, st.State.ExitCode)
 	}
 
+	// A --rm container survives a restart (as in Docker) and is removed
+	// when it stops for good.
+	ctrRunDetached(t, root, "--rm", "--name", "lc-rm", img, "sleep", "60")
+	rmPid := ctrInspect(t, root, "lc-rm").State.Pid
+	ctrOK(t, root, "restart", "-t", "1", "lc-rm")
+	if st := ctrInspect(t, root, "lc-rm"); !st.State.Running || st.State.Pid == rmPid {
+		t.Errorf("after restart of a --rm container: Running %v Pid %d (was %d), want a new running process", st.State.Running, st.State.Pid, rmPid)
+	}
+	ctrOK(t, root, "stop", "-t", "1", "lc-rm")
+	if !ctrWait(10*time.Second, func() bool { return !strings.Contains(ctrOK(t, root, "ps", "-a"), "lc-rm") }) {
+		t.Errorf("a --rm container stopped after its restart is still listed:\n%s", ctrOK(t, root, "ps", "-a"))
+	}
+
 	// wait blocks until the container exits.
 	ctrRunDetached(t, root, "--name", "lc-wait", img, "sh", "-c", "sleep 1; exit 5")
 	start = time.Now()

@@ -401,14 +401,7 @@ func newRestartCommand(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withEngine(func(e *container.Engine) error {
 				return a.forEach(e, args, func(c *container.Container) error {
-					if err := e.Stop(c, stopTimeout(c, timeout), sig); err != nil {
-						return err
-					}
-					c, err := e.Get(c.ID)
-					if err != nil {
-						return err
-					}
-					return e.StartDetached(c)
+					return e.Restart(c, stopTimeout(c, timeout), sig)
 				})
 			})
 		},

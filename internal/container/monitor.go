@@ -369,7 +369,7 @@ func (e *Engine) run(id string, attach *Attach, ready func(error)) (int, error) 
 	}
 	snapshot.Unmount(e.rootfs(id))
 	os.Remove(pidFile)
-	if c.HostConfig.AutoRemove {
+	if c.HostConfig.AutoRemove && !e.restarting(id) {
 		lock.Close()
 		err = e.remove(c, true)
 		if startErr != nil {
@@ -378,7 +378,7 @@ func (e *Engine) run(id string, attach *Attach, ready func(error)) (int, error) 
 		return code, err
 	}
 	_, err = e.Containers.Update(id, func(c *Container) error {
-		c.State.Running, c.State.Paused = false, false
+		c.State.Running, c.State.Paused, c.State.Restarting = false, false, false
 		c.State.Status = Exited
 		c.State.Pid = 0
 		c.State.ExitCode = code
@@ -392,6 +392,12 @@ func (e *Engine) run(id string, attach *Attach, ready func(error)) (int, error) 
 		return code, startErr
 	}
 	return code, err
+}
+
+// restarting reports whether a restart stopped the container.
+func (e *Engine) restarting(id string) bool {
+	c, err := e.Containers.read(id)
+	return err == nil && c.State.Restarting
 }
 
 // failStart records a container that could not be started.

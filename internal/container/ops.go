@@ -143,6 +143,29 @@ func (e *Engine) Stop(c *Container, timeout time.Duration, sig string) error {
 	return nil
 }
 
+// Restart stops a container (see Stop) and starts it again, detached. A
+// --rm container survives its restart, as in Docker: it is marked
+// restarting first, and its monitor leaves a restarting container for the
+// next start instead of removing it.
+func (e *Engine) Restart(c *Container, timeout time.Duration, sig string) error {
+	if c.State.Running {
+		if _, err := e.Containers.Update(c.ID, func(c *Container) error {
+			c.State.Restarting = true
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if err := e.Stop(c, timeout, sig); err != nil {
+		return err
+	}
+	c, err := e.Get(c.ID)
+	if err != nil {
+		return err
+	}
+	return e.StartDetached(c)
+}
+
 // Pause freezes a running container.
 func (e *Engine) Pause(c *Container) error {
 	if !c.State.Running {
