@@ -170,7 +170,7 @@ func overlay(dir string, layers []string) (string, func(), error) {
 			return "", nil, err
 		}
 	}
-	if err := snapshot.MountWritable(layers, filepath.Join(dir, "diff"), filepath.Join(dir, "work"), merged); err != nil {
+	if err := snapshot.MountWritable(layers, filepath.Join(dir, "diff"), filepath.Join(dir, "work"), merged, true); err != nil {
 		return "", nil, err
 	}
 	var once sync.Once

@@ -334,7 +334,7 @@ func (s *stageRun) runMounts(ctx context.Context, dir string, mounts []*instruct
 				}
 			}
 			merged := filepath.Join(mdir, "merged")
-			if err := snapshot.MountWritable([]string{src}, filepath.Join(mdir, "upper"), filepath.Join(mdir, "work"), merged); err != nil {
+			if err := snapshot.MountWritable([]string{src}, filepath.Join(mdir, "upper"), filepath.Join(mdir, "work"), merged, true); err != nil {
 				return nil, nil, cleanup, err
 			}
 			cleanups = append(cleanups, func() { snapshot.Unmount(merged) })

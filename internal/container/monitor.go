@@ -131,7 +131,7 @@ func (e *Engine) mountRootfs(c *Container) error {
 	if err != nil {
 		return err
 	}
-	if err := snapshot.MountWritable(append([]string{initDir}, layers...), filepath.Join(dir, "diff"), filepath.Join(dir, "work"), e.rootfs(c.ID)); err != nil {
+	if err := snapshot.MountWritable(append([]string{initDir}, layers...), filepath.Join(dir, "diff"), filepath.Join(dir, "work"), e.rootfs(c.ID), c.HostConfig.AutoRemove); err != nil {
 		return fmt.Errorf("container %s: %w", shortID(c.ID), err)
 	}
 	return nil

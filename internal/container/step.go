@@ -67,7 +67,7 @@ func (e *Engine) RunStep(ctx context.Context, s Step) (int, error) {
 			return 125, err
 		}
 	}
-	if err := snapshot.MountWritable(append([]string{initDir}, s.Layers...), s.Upper(), filepath.Join(s.Dir, "work"), rootfs); err != nil {
+	if err := snapshot.MountWritable(append([]string{initDir}, s.Layers...), s.Upper(), filepath.Join(s.Dir, "work"), rootfs, true); err != nil {
 		return 125, err
 	}
 	defer snapshot.Unmount(rootfs)

@@ -205,19 +205,35 @@ func MountReadOnly(layers []string, target string) error {
 // MountWritable mounts at target the union of layer directories (top-most
 // first) under the writable directory upper, with work as overlayfs'
 // scratch space on the same filesystem as upper: a container's root
-// filesystem. redirect_dir and metacopy stay off so that upper is always expressible
-// as a layer tar.
-func MountWritable(layers []string, upper, work, target string) error {
+// filesystem. redirect_dir and metacopy stay off so that upper is always
+// expressible as a layer tar.
+//
+// volatile is for an upper directory that is thrown away, or whose files
+// berth makes durable itself (a build step's, flushed with the snapshot it
+// becomes): overlayfs then skips the syncs its users ask for and the one
+// at unmount, as Podman does for --rm containers. Such a mount leaves a
+// marker in work that makes overlayfs refuse the next mount (the upper
+// directory may be torn after a crash); remounting after a clean unmount
+// removes it first.
+func MountWritable(layers []string, upper, work, target string, volatile bool) error {
 	if len(layers) == 0 {
 		return fmt.Errorf("mount %s: overlayfs needs a lower layer", target)
 	}
 	opts := "lowerdir=" + strings.Join(layers, ":") + ",upperdir=" + upper + ",workdir=" + work
-	if len(opts)+40 >= os.Getpagesize() {
+	if len(opts)+50 >= os.Getpagesize() {
 		return fmt.Errorf("mount %s: %d layers exceed the overlayfs option size", target, len(layers))
 	}
-	err := unix.Mount("overlay", target, "overlay", 0, opts+",redirect_dir=off,metacopy=off,index=off")
+	opts += ",redirect_dir=off,metacopy=off,index=off"
+	if volatile {
+		if err := os.RemoveAll(filepath.Join(work, "work", "incompat")); err != nil {
+			return err
+		}
+		opts += ",volatile"
+	}
+	err := unix.Mount("overlay", target, "overlay", 0, opts)
 	if errors.Is(err, unix.EINVAL) {
-		err = unix.Mount("overlay", target, "overlay", 0, opts)
+		// An older kernel: without the options it may not know.
+		err = unix.Mount("overlay", target, "overlay", 0, "lowerdir="+strings.Join(layers, ":")+",upperdir="+upper+",workdir="+work)
 	}
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", target, err)
