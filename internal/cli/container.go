@@ -19,8 +19,8 @@ func containerCommands(a *app) []*cobra.Command {
 	return []*cobra.Command{
 		newRunCommand(a), newCreateCommand(a), newStartCommand(a), newPsCommand(a),
 		newLogsCommand(a), newStopCommand(a), newKillCommand(a), newRestartCommand(a),
-		newRmCommand(a), newWaitCommand(a), newExecCommand(a), newPauseCommand(a, true),
-		newPauseCommand(a, false), newTopCommand(a), newStatsCommand(a), newRenameCommand(a),
+		newRmCommand(a), newWaitCommand(a), newExecCommand(a), newPauseCommand(a),
+		newUnpauseCommand(a), newTopCommand(a), newStatsCommand(a), newRenameCommand(a),
 	}
 }
 
@@ -59,38 +59,49 @@ func (a *app) forEach(e *container.Engine, refs []string, fn func(*container.Con
 	return nil
 }
 
-func newStartCommand(a *app) *cobra.Command {
-	var attach, interactive bool
-	cmd := &cobra.Command{
-		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Start one or more stopped containers",
+// eachContainerCommand is a command on CONTAINER [CONTAINER...] that runs
+// fn on each of them through forEach.
+func (a *app) eachContainerCommand(use, short string, fn func(*container.Engine, *container.Container) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withEngine(func(e *container.Engine) error {
-				if attach || interactive {
-					if len(args) > 1 {
-						return errors.New("you cannot start and attach multiple containers at once")
-					}
-					c, err := e.Get(args[0])
-					if err != nil {
-						return err
-					}
-					at := &container.Attach{Stdout: a.stdout, Stderr: a.stderr}
-					if interactive {
-						at.Stdin, _ = a.stdin.(*os.File)
-					}
-					code, err := e.Run(c.ID, at, nil)
-					if err != nil {
-						return startFailure(err)
-					}
-					if code != 0 {
-						return &exitError{code: code}
-					}
-					return nil
-				}
-				return a.forEach(e, args, e.StartDetached)
+				return a.forEach(e, args, func(c *container.Container) error { return fn(e, c) })
 			})
 		},
+	}
+}
+
+// newStartCommand starts each container detached, or with -a or -i runs
+// one in the foreground.
+func newStartCommand(a *app) *cobra.Command {
+	var attach, interactive bool
+	cmd := a.eachContainerCommand("start [OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers",
+		(*container.Engine).StartDetached)
+	startDetached := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if !attach && !interactive {
+			return startDetached(cmd, args)
+		}
+		return a.withEngine(func(e *container.Engine) error {
+			if len(args) > 1 {
+				return errors.New("you cannot start and attach multiple containers at once")
+			}
+			c, err := e.Get(args[0])
+			if err != nil {
+				return err
+			}
+			code, err := e.Run(c.ID, a.attach(interactive), nil)
+			if err != nil {
+				return startFailure(err)
+			}
+			if code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		})
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach STDOUT/STDERR and forward signals")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach container's STDIN")
@@ -355,74 +366,41 @@ func stopTimeout(c *container.Container, flag int) time.Duration {
 	return 10 * time.Second
 }
 
-func newStopCommand(a *app) *cobra.Command {
+// stoppingCommand is stop or restart: a command on CONTAINER [CONTAINER...]
+// with -t and -s that calls stop (Engine.Stop or Engine.Restart) on each.
+func (a *app) stoppingCommand(use, short string, stop func(*container.Engine, *container.Container, time.Duration, string) error) *cobra.Command {
 	var timeout int
 	var sig string
-	cmd := &cobra.Command{
-		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Stop one or more running containers",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withEngine(func(e *container.Engine) error {
-				return a.forEach(e, args, func(c *container.Container) error {
-					return e.Stop(c, stopTimeout(c, timeout), sig)
-				})
-			})
-		},
-	}
+	cmd := a.eachContainerCommand(use, short, func(e *container.Engine, c *container.Container) error {
+		return stop(e, c, stopTimeout(c, timeout), sig)
+	})
 	cmd.Flags().IntVarP(&timeout, "time", "t", -1, "seconds to wait before killing the container")
 	cmd.Flags().StringVarP(&sig, "signal", "s", "", "signal to send to the container")
 	return cmd
 }
 
+func newStopCommand(a *app) *cobra.Command {
+	return a.stoppingCommand("stop [OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
+		(*container.Engine).Stop)
+}
+
 func newKillCommand(a *app) *cobra.Command {
 	var sig string
-	cmd := &cobra.Command{
-		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Kill one or more running containers",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withEngine(func(e *container.Engine) error {
-				return a.forEach(e, args, func(c *container.Container) error { return e.Kill(c, sig) })
-			})
-		},
-	}
+	cmd := a.eachContainerCommand("kill [OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers",
+		func(e *container.Engine, c *container.Container) error { return e.Kill(c, sig) })
 	cmd.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal to send to the container")
 	return cmd
 }
 
 func newRestartCommand(a *app) *cobra.Command {
-	var timeout int
-	var sig string
-	cmd := &cobra.Command{
-		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Restart one or more containers",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withEngine(func(e *container.Engine) error {
-				return a.forEach(e, args, func(c *container.Container) error {
-					return e.Restart(c, stopTimeout(c, timeout), sig)
-				})
-			})
-		},
-	}
-	cmd.Flags().IntVarP(&timeout, "time", "t", -1, "seconds to wait before killing the container")
-	cmd.Flags().StringVarP(&sig, "signal", "s", "", "signal to send to the container")
-	return cmd
+	return a.stoppingCommand("restart [OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
+		(*container.Engine).Restart)
 }
 
 func newRmCommand(a *app) *cobra.Command {
 	var force, volumes bool
-	cmd := &cobra.Command{
-		Use:   "rm [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Remove one or more containers",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withEngine(func(e *container.Engine) error {
-				return a.forEach(e, args, func(c *container.Container) error { return e.Remove(c, force, volumes) })
-			})
-		},
-	}
+	cmd := a.eachContainerCommand("rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
+		func(e *container.Engine, c *container.Container) error { return e.Remove(c, force, volumes) })
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "force the removal of a running container (uses SIGKILL)")
 	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove anonymous volumes associated with the container")
 	return cmd
@@ -481,11 +459,7 @@ func newExecCommand(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				at := &container.Attach{Stdout: a.stdout, Stderr: a.stderr}
-				if interactive {
-					at.Stdin, _ = a.stdin.(*os.File)
-				}
-				code, err := e.Exec(c, opts, at)
+				code, err := e.Exec(c, opts, a.attach(interactive))
 				if err != nil {
 					var se *container.StartError
 					if errors.As(err, &se) {
@@ -513,26 +487,14 @@ func newExecCommand(a *app) *cobra.Command {
 	return cmd
 }
 
-func newPauseCommand(a *app, pause bool) *cobra.Command {
-	use, short := "pause", "Pause all processes within one or more containers"
-	if !pause {
-		use, short = "unpause", "Unpause all processes within one or more containers"
-	}
-	return &cobra.Command{
-		Use:   use + " CONTAINER [CONTAINER...]",
-		Short: short,
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withEngine(func(e *container.Engine) error {
-				return a.forEach(e, args, func(c *container.Container) error {
-					if pause {
-						return e.Pause(c)
-					}
-					return e.Unpause(c)
-				})
-			})
-		},
-	}
+func newPauseCommand(a *app) *cobra.Command {
+	return a.eachContainerCommand("pause CONTAINER [CONTAINER...]", "Pause all processes within one or more containers",
+		(*container.Engine).Pause)
+}
+
+func newUnpauseCommand(a *app) *cobra.Command {
+	return a.eachContainerCommand("unpause CONTAINER [CONTAINER...]", "Unpause all processes within one or more containers",
+		(*container.Engine).Unpause)
 }
 
 func newRenameCommand(a *app) *cobra.Command {
@@ -696,13 +658,7 @@ func newContainerInspectCommand(a *app) *cobra.Command {
 					}
 					out = append(out, toInspectContainer(e, c))
 				}
-				if err := printInspect(a.stdout, out, format); err != nil {
-					return err
-				}
-				if len(failed) > 0 {
-					return &exitError{code: 1, msg: "Error: " + strings.Join(failed, "\nError: ")}
-				}
-				return nil
+				return printInspected(a.stdout, out, format, failed)
 			})
 		},
 	}
@@ -885,13 +841,7 @@ func newAnyInspectCommand(a *app) *cobra.Command {
 					}
 					failed = append(failed, "No such object: "+ref)
 				}
-				if err := printInspect(a.stdout, out, format); err != nil {
-					return err
-				}
-				if len(failed) > 0 {
-					return &exitError{code: 1, msg: "Error: " + strings.Join(failed, "\nError: ")}
-				}
-				return nil
+				return printInspected(a.stdout, out, format, failed)
 			})
 		},
 	}

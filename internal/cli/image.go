@@ -282,18 +282,24 @@ func newInspectCommand(a *app) *cobra.Command {
 					}
 					out = append(out, toInspect(st, img))
 				}
-				if err := printInspect(a.stdout, out, format); err != nil {
-					return err
-				}
-				if len(failed) > 0 {
-					return &exitError{code: 1, msg: "Error: " + strings.Join(failed, "\nError: ")}
-				}
-				return nil
+				return printInspected(a.stdout, out, format, failed)
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")
 	return cmd
+}
+
+// printInspected prints what inspect found, then fails with what it did
+// not find, each on its line after "Error: ".
+func printInspected[T any](w io.Writer, items []T, format string, failed []string) error {
+	if err := printInspect(w, items, format); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return &exitError{code: 1, msg: "Error: " + strings.Join(failed, "\nError: ")}
+	}
+	return nil
 }
 
 func printInspect[T any](w io.Writer, items []T, format string) error {

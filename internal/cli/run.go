@@ -414,6 +414,16 @@ func startFailure(err error) error {
 	return &exitError{code: 125, msg: "berth: " + err.Error()}
 }
 
+// attach is what a container or exec in the foreground is attached to:
+// berth's output, and with -i its input.
+func (a *app) attach(interactive bool) *container.Attach {
+	at := &container.Attach{Stdout: a.stdout, Stderr: a.stderr}
+	if interactive {
+		at.Stdin, _ = a.stdin.(*os.File)
+	}
+	return at
+}
+
 func newRunCommand(a *app) *cobra.Command {
 	var f createFlags
 	var detach bool
@@ -437,13 +447,7 @@ func newRunCommand(a *app) *cobra.Command {
 					fmt.Fprintln(a.stdout, c.ID)
 					return nil
 				}
-				attach := &container.Attach{Stdout: a.stdout, Stderr: a.stderr}
-				if f.interactive {
-					if in, ok := a.stdin.(*os.File); ok {
-						attach.Stdin = in
-					}
-				}
-				code, err := e.Run(c.ID, attach, nil)
+				code, err := e.Run(c.ID, a.attach(f.interactive), nil)
 				if err != nil {
 					return startFailure(err)
 				}
