@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strings"
 	"sync"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 const (
@@ -83,12 +84,12 @@ func ApplyLayer(root string, r io.Reader) (ApplyResult, error) {
 			if last == "" {
 				return ApplyResult{}, fmt.Errorf("reading first layer entry: %w", err)
 			}
-			return ApplyResult{}, fmt.Errorf("reading layer entry after %q: %w", shortName(last), err)
+			return ApplyResult{}, fmt.Errorf("reading layer entry after %q: %w", fsat.ShortName(last), err)
 		}
 		err = a.apply(hdr, tr)
 		a.releaseRetired()
 		if err != nil {
-			return ApplyResult{}, fmt.Errorf("layer entry %q: %w", shortName(hdr.Name), err)
+			return ApplyResult{}, fmt.Errorf("layer entry %q: %w", fsat.ShortName(hdr.Name), err)
 		}
 		last = hdr.Name
 	}
@@ -120,10 +121,9 @@ func (h dirHandle) close() {
 // entries to the directory it created (identified by its inode, so that a
 // directory removed or replaced later in the layer is left alone).
 type dirTime struct {
-	name     string
-	raw      string // entry name as in the tar, for errors
-	ts       [2]unix.Timespec
-	dev, ino uint64
+	name string
+	raw  string // entry name as in the tar, for errors
+	fsat.DirTime
 }
 
 type applier struct {
@@ -210,7 +210,7 @@ func (a *applier) parentDir(dir string) (int, error) {
 	if h, ok := a.dirs[dir]; ok {
 		return h.fd, nil
 	}
-	up, base := splitPath(dir)
+	up, base := fsat.SplitRel(dir)
 	upFD, err := a.parentDir(up)
 	if err != nil {
 		return -1, err
@@ -223,7 +223,7 @@ func (a *applier) parentDir(dir string) (int, error) {
 	if err != nil {
 		f, rerr := pathrs.MkdirAllHandle(a.root, dir, 0o755)
 		if rerr != nil {
-			return -1, fmt.Errorf("resolving directory %q inside the layer: %w", shortName(dir), rerr)
+			return -1, fmt.Errorf("resolving directory %q inside the layer: %w", fsat.ShortName(dir), rerr)
 		}
 		h = dirHandle{fd: int(f.Fd()), f: f}
 	}
@@ -293,7 +293,7 @@ func (a *applier) lookupDir(dir string) (int, error) {
 // take its place.
 func (a *applier) remove(parent int, base, name string) error {
 	if err := removeAllAt(parent, base); err != nil {
-		return fmt.Errorf("removing existing %q: %w", shortName(name), err)
+		return fmt.Errorf("removing existing %q: %w", fsat.ShortName(name), err)
 	}
 	a.dropCache()
 	a.forget(name)
@@ -320,7 +320,7 @@ func (a *applier) addPending(name, target string) {
 	}
 	a.pending[name] = target
 	a.pendingOrder = append(a.pendingOrder, name)
-	for d, _ := splitPath(name); d != ""; d, _ = splitPath(d) {
+	for d, _ := fsat.SplitRel(name); d != ""; d, _ = fsat.SplitRel(d) {
 		a.under[d] = append(a.under[d], name)
 	}
 }
@@ -337,11 +337,11 @@ func (a *applier) links() []Link {
 }
 
 func (a *applier) recordDirTime(name, raw string, fd int, ts [2]unix.Timespec) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	dt, err := fsat.NewDirTime(fd, ts)
+	if err != nil {
 		return err
 	}
-	t := dirTime{name: name, raw: raw, ts: ts, dev: st.Dev, ino: st.Ino}
+	t := dirTime{name: name, raw: raw, DirTime: dt}
 	if i, ok := a.timeIdx[name]; ok {
 		a.times[i] = t
 		return nil
@@ -358,7 +358,7 @@ func (a *applier) finish() error {
 		err := a.setDirTime(t)
 		a.releaseRetired()
 		if err != nil {
-			return fmt.Errorf("layer entry %q: setting directory times: %w", shortName(t.raw), err)
+			return fmt.Errorf("layer entry %q: setting directory times: %w", fsat.ShortName(t.raw), err)
 		}
 	}
 	return nil
@@ -367,7 +367,7 @@ func (a *applier) finish() error {
 func (a *applier) setDirTime(t *dirTime) error {
 	parent, base := a.rootFD, "."
 	if t.name != "" {
-		dir, b := splitPath(t.name)
+		dir, b := fsat.SplitRel(t.name)
 		fd, err := a.lookupDir(dir)
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
 			return nil // no longer there: removed or replaced by a later entry
@@ -377,60 +377,28 @@ func (a *applier) setDirTime(t *dirTime) error {
 		}
 		parent, base = fd, b
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(parent, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil ||
-		st.Dev != t.dev || st.Ino != t.ino {
-		return nil // removed or replaced by a later entry
-	}
-	return unix.UtimesNanoAt(parent, base, t.ts[:], unix.AT_SYMLINK_NOFOLLOW)
-}
-
-// meta is the validated metadata of a tar entry.
-type meta struct {
-	uid, gid int
-	mode     uint32
-	ts       [2]unix.Timespec // atime, mtime
-}
-
-func newMeta(hdr *tar.Header) (meta, error) {
-	if hdr.Uid < 0 || hdr.Uid > maxID || hdr.Gid < 0 || hdr.Gid > maxID {
-		return meta{}, fmt.Errorf("owner %d:%d out of range", hdr.Uid, hdr.Gid)
-	}
-	m := meta{uid: hdr.Uid, gid: hdr.Gid, mode: uint32(hdr.Mode & 0o7777)}
-	atime := hdr.AccessTime
-	if atime.IsZero() {
-		atime = hdr.ModTime
-	}
-	var err error
-	if m.ts[0], err = unix.TimeToTimespec(atime); err != nil {
-		return meta{}, fmt.Errorf("access time: %w", err)
-	}
-	if m.ts[1], err = unix.TimeToTimespec(hdr.ModTime); err != nil {
-		return meta{}, fmt.Errorf("modification time: %w", err)
-	}
-	return m, nil
+	return t.Apply(parent, base)
 }
 
 // setMeta applies owner, then mode (chown clears setuid/setgid), then
 // xattrs (chown clears security.capability) to a new entry. Times are left
 // to the caller.
-func setMeta(n node, hdr *tar.Header, m *meta) error {
-	if err := n.chown(m.uid, m.gid); err != nil {
+func setMeta(n fsat.Node, hdr *tar.Header, m *fsat.Meta) error {
+	if err := n.Chown(m.UID, m.GID); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
-	if err := n.chmod(m.mode); err != nil {
+	if err := n.Chmod(m.Mode); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
-	for k, v := range hdr.PAXRecords {
-		name, ok := strings.CutPrefix(k, paxXattrPrefix)
-		if !ok || isOverlayXattr(name) {
+	for name, v := range fsat.PAXXattrs(hdr) {
+		if fsat.IsOverlayXattr(name) {
 			continue
 		}
-		err := n.setxattr(name, []byte(v))
+		err := n.Setxattr(name, []byte(v))
 		switch {
 		case err == nil, errors.Is(err, unix.EOPNOTSUPP):
 			// Not supported by the filesystem: nothing to preserve it in.
-		case n.symlink && errors.Is(err, unix.EPERM) && strings.HasPrefix(name, "user."):
+		case n.Symlink && errors.Is(err, unix.EPERM) && strings.HasPrefix(name, "user."):
 			// Linux refuses user.* xattrs on symlinks.
 		default:
 			return fmt.Errorf("setting xattr %q: %w", name, err)
@@ -452,14 +420,14 @@ func (a *applier) apply(hdr *tar.Header, tr *tar.Reader) error {
 	if hdr.Size < 0 {
 		return fmt.Errorf("negative size %d", hdr.Size)
 	}
-	name := cleanName(hdr.Name)
-	if err := checkName(hdr.Name, name); err != nil {
+	name := fsat.CleanRel(hdr.Name)
+	if err := fsat.CheckName(hdr.Name, name); err != nil {
 		return err
 	}
 	if strings.HasPrefix(name, whiteoutMeta) && name != opaqueMarker {
 		return nil // AUFS metadata at the top level (.wh..wh.plnk/..., .wh..wh.aufs)
 	}
-	dir, base := splitPath(name)
+	dir, base := fsat.SplitRel(name)
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return a.whiteout(dir, base)
 	}
@@ -472,7 +440,7 @@ func (a *applier) apply(hdr *tar.Header, tr *tar.Reader) error {
 	if hdr.Typeflag == tar.TypeLink {
 		return a.hardlink(hdr, name, dir, base)
 	}
-	m, err := newMeta(hdr)
+	m, err := fsat.NewMeta(hdr)
 	if err != nil {
 		return err
 	}
@@ -498,14 +466,14 @@ func (a *applier) apply(hdr *tar.Header, tr *tar.Reader) error {
 }
 
 func (a *applier) rootEntry(hdr *tar.Header) error {
-	m, err := newMeta(hdr)
+	m, err := fsat.NewMeta(hdr)
 	if err != nil {
 		return err
 	}
-	if err := setMeta(node{parent: a.rootFD, base: ".", fd: a.rootFD}, hdr, &m); err != nil {
+	if err := setMeta(fsat.Node{Parent: a.rootFD, Base: ".", FD: a.rootFD}, hdr, &m); err != nil {
 		return err
 	}
-	return a.recordDirTime("", hdr.Name, a.rootFD, m.ts)
+	return a.recordDirTime("", hdr.Name, a.rootFD, m.Times)
 }
 
 func (a *applier) whiteout(dir, base string) error {
@@ -515,7 +483,7 @@ func (a *applier) whiteout(dir, base string) error {
 			return err
 		}
 		if err := unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0); err != nil {
-			return fmt.Errorf("marking directory %q opaque: %w", shortName(dir), err)
+			return fmt.Errorf("marking directory %q opaque: %w", fsat.ShortName(dir), err)
 		}
 		return nil
 	}
@@ -526,7 +494,7 @@ func (a *applier) whiteout(dir, base string) error {
 	if victim == "" || victim == "." || victim == ".." {
 		return fmt.Errorf("invalid whiteout name %q", base)
 	}
-	name := joinPath(dir, victim)
+	name := fsat.JoinRel(dir, victim)
 	a.forget(name)
 	parent, err := a.parentDir(dir)
 	if err != nil {
@@ -545,7 +513,7 @@ func (a *applier) whiteout(dir, base string) error {
 	return nil
 }
 
-func (a *applier) mkdir(parent int, name, base string, hdr *tar.Header, m *meta) error {
+func (a *applier) mkdir(parent int, name, base string, hdr *tar.Header, m *fsat.Meta) error {
 	// A directory replacing a whiteout of this layer is opaque: the lower
 	// directory stays deleted.
 	opaque := false
@@ -569,12 +537,12 @@ func (a *applier) mkdir(parent int, name, base string, hdr *tar.Header, m *meta)
 		return fmt.Errorf("opening directory: %w", err)
 	}
 	h := dirHandle{fd: fd}
-	err = setMeta(node{parent: parent, base: base, fd: fd}, hdr, m)
+	err = setMeta(fsat.Node{Parent: parent, Base: base, FD: fd}, hdr, m)
 	if err == nil && opaque {
 		err = unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0)
 	}
 	if err == nil {
-		err = a.recordDirTime(name, hdr.Name, fd, m.ts)
+		err = a.recordDirTime(name, hdr.Name, fd, m.Times)
 	}
 	if err != nil {
 		h.close()
@@ -588,7 +556,7 @@ func (a *applier) mkdir(parent int, name, base string, hdr *tar.Header, m *meta)
 	return nil
 }
 
-func (a *applier) regular(parent int, name, base string, hdr *tar.Header, r io.Reader, m *meta) error {
+func (a *applier) regular(parent int, name, base string, hdr *tar.Header, r io.Reader, m *fsat.Meta) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(parent, base, flags, 0o600)
 	if errors.Is(err, unix.EEXIST) {
@@ -600,13 +568,14 @@ func (a *applier) regular(parent int, name, base string, hdr *tar.Header, r io.R
 	if err != nil {
 		return fmt.Errorf("creating file: %w", err)
 	}
-	n := node{parent: parent, base: base, fd: fd}
-	err = a.writeContent(fd, r, hdr.Size)
+	n := fsat.Node{Parent: parent, Base: base, FD: fd}
+	err = fsat.WriteContent(fd, r, hdr.Size, a.buf)
 	if err == nil {
+		a.size += hdr.Size
 		err = setMeta(n, hdr, m)
 	}
 	if err == nil {
-		if err = n.utimes(&m.ts); err != nil {
+		if err = n.Utimes(&m.Times); err != nil {
 			err = fmt.Errorf("setting times: %w", err)
 		}
 	}
@@ -616,39 +585,9 @@ func (a *applier) regular(parent int, name, base string, hdr *tar.Header, r io.R
 	return err
 }
 
-// writeContent copies size bytes of r into the new file fd. All-zero chunks
-// are left as holes, so sparse content (or a hostile sparse header claiming
-// a huge size) does not consume disk space.
-func (a *applier) writeContent(fd int, r io.Reader, size int64) error {
-	var off, end int64
-	for off < size {
-		chunk := a.buf[:min(int64(len(a.buf)), size-off)]
-		if _, err := io.ReadFull(r, chunk); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("reading content: %w", err)
-		}
-		if !allZero(chunk) {
-			if err := pwriteAll(fd, chunk, off); err != nil {
-				return fmt.Errorf("writing content: %w", err)
-			}
-			end = off + int64(len(chunk))
-		}
-		off += int64(len(chunk))
-	}
-	if end < size {
-		if err := unix.Ftruncate(fd, size); err != nil {
-			return fmt.Errorf("extending file: %w", err)
-		}
-	}
-	a.size += size
-	return nil
-}
-
-func (a *applier) symlink(parent int, name, base string, hdr *tar.Header, m *meta) error {
-	if len(hdr.Linkname) > maxPathLen {
-		return fmt.Errorf("symlink target is %d bytes, longer than the %d byte limit", len(hdr.Linkname), maxPathLen)
+func (a *applier) symlink(parent int, name, base string, hdr *tar.Header, m *fsat.Meta) error {
+	if len(hdr.Linkname) > fsat.MaxPathLen {
+		return fmt.Errorf("symlink target is %d bytes, longer than the %d byte limit", len(hdr.Linkname), fsat.MaxPathLen)
 	}
 	err := unix.Symlinkat(hdr.Linkname, parent, base)
 	if errors.Is(err, unix.EEXIST) {
@@ -660,69 +599,55 @@ func (a *applier) symlink(parent int, name, base string, hdr *tar.Header, m *met
 	if err != nil {
 		return fmt.Errorf("creating symlink: %w", err)
 	}
-	return finishNode(node{parent: parent, base: base, fd: -1, symlink: true}, hdr, m)
+	return finishNode(fsat.Node{Parent: parent, Base: base, FD: -1, Symlink: true}, hdr, m)
 }
 
-func (a *applier) special(parent int, name, base string, hdr *tar.Header, m *meta) error {
-	var mode uint32
-	switch hdr.Typeflag {
-	case tar.TypeChar:
-		mode = unix.S_IFCHR
-	case tar.TypeBlock:
-		mode = unix.S_IFBLK
-	default:
-		mode = unix.S_IFIFO
+func (a *applier) special(parent int, name, base string, hdr *tar.Header, m *fsat.Meta) error {
+	mode, dev, err := fsat.DeviceNode(hdr)
+	if err != nil {
+		return err
 	}
-	var dev uint64
-	if mode != unix.S_IFIFO {
-		if hdr.Devmajor < 0 || hdr.Devmajor > math.MaxUint32 || hdr.Devminor < 0 || hdr.Devminor > math.MaxUint32 {
-			return fmt.Errorf("device number %d:%d out of range", hdr.Devmajor, hdr.Devminor)
-		}
-		dev = unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	}
-	// The permission bits are set by chmod afterwards (mknod is subject to
-	// the umask).
-	err := unix.Mknodat(parent, base, mode, int(dev))
+	err = unix.Mknodat(parent, base, mode, dev)
 	if errors.Is(err, unix.EEXIST) {
 		if err = a.remove(parent, base, name); err != nil {
 			return err
 		}
-		err = unix.Mknodat(parent, base, mode, int(dev))
+		err = unix.Mknodat(parent, base, mode, dev)
 	}
 	if err != nil {
 		return fmt.Errorf("mknod: %w", err)
 	}
-	return finishNode(node{parent: parent, base: base, fd: -1}, hdr, m)
+	return finishNode(fsat.Node{Parent: parent, Base: base, FD: -1}, hdr, m)
 }
 
 // finishNode sets the metadata and times of an entry without a descriptor.
-func finishNode(n node, hdr *tar.Header, m *meta) error {
+func finishNode(n fsat.Node, hdr *tar.Header, m *fsat.Meta) error {
 	if err := setMeta(n, hdr, m); err != nil {
 		return err
 	}
-	if err := n.utimes(&m.ts); err != nil {
+	if err := n.Utimes(&m.Times); err != nil {
 		return fmt.Errorf("setting times: %w", err)
 	}
 	return nil
 }
 
 func (a *applier) hardlink(hdr *tar.Header, name, dir, base string) error {
-	target := cleanName(hdr.Linkname)
-	if err := checkName(hdr.Linkname, target); err != nil {
+	target := fsat.CleanRel(hdr.Linkname)
+	if err := fsat.CheckName(hdr.Linkname, target); err != nil {
 		return fmt.Errorf("hard link target: %w", err)
 	}
 	switch {
 	case target == "":
 		return errors.New("hard link to the layer root")
 	case target == name || strings.HasPrefix(target, name+"/"):
-		return fmt.Errorf("hard link to %q, inside itself", shortName(target))
+		return fmt.Errorf("hard link to %q, inside itself", fsat.ShortName(target))
 	}
 	a.forget(name)
 	if lower, ok := a.pending[target]; ok {
 		a.addPending(name, lower)
 		return nil
 	}
-	tdir, tbase := splitPath(target)
+	tdir, tbase := fsat.SplitRel(target)
 	tparent, err := a.lookupDir(tdir)
 	var st unix.Stat_t
 	if err == nil {
@@ -733,13 +658,13 @@ func (a *applier) hardlink(hdr *tar.Header, name, dir, base string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("resolving hard link target %q: %w", shortName(target), err)
+		return fmt.Errorf("resolving hard link target %q: %w", fsat.ShortName(target), err)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return fmt.Errorf("hard link to directory %q", shortName(target))
+		return fmt.Errorf("hard link to directory %q", fsat.ShortName(target))
 	}
 	if isWhiteout(&st) {
-		return fmt.Errorf("hard link to %q, which this layer whites out", shortName(target))
+		return fmt.Errorf("hard link to %q, which this layer whites out", fsat.ShortName(target))
 	}
 	parent, err := a.parentDir(dir)
 	if err != nil {
@@ -758,7 +683,7 @@ func (a *applier) hardlink(hdr *tar.Header, name, dir, base string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("hard link to %q: %w", shortName(target), err)
+		return fmt.Errorf("hard link to %q: %w", fsat.ShortName(target), err)
 	}
 	return nil
 }

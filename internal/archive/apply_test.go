@@ -497,21 +497,3 @@ func TestApplyLayerRootMustExist(t *testing.T) {
 		t.Fatalf("err = %v, want not-exist", err)
 	}
 }
-
-func TestCleanName(t *testing.T) {
-	for in, want := range map[string]string{
-		"":            "",
-		".":           "",
-		"/":           "",
-		"./a/b/":      "a/b",
-		"../../../x":  "x",
-		"/etc/passwd": "etc/passwd",
-		"a/../../b":   "b",
-		"a//b/./c":    "a/b/c",
-		"...":         "...",
-	} {
-		if got := cleanName(in); got != want {
-			t.Errorf("cleanName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

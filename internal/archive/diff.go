@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // WriteDiff writes an uncompressed tar of an overlayfs upper directory: the
@@ -55,7 +57,7 @@ func WriteDiffWith(w io.Writer, upper string, opts DiffOptions) error {
 		exclude: opts.Exclude,
 		clamp:   opts.ClampTime,
 		tw:      tar.NewWriter(w),
-		links:   make(map[inode]string),
+		links:   make(fsat.HardLinks),
 		xbuf:    make([]byte, 64<<10),
 		buf:     *bufp,
 	}
@@ -68,13 +70,11 @@ func WriteDiffWith(w io.Writer, upper string, opts DiffOptions) error {
 	return nil
 }
 
-type inode struct{ dev, ino uint64 }
-
 type differ struct {
 	exclude func(string) bool
 	clamp   time.Time
 	tw      *tar.Writer
-	links   map[inode]string // first path seen of each multiply-linked inode
+	links   fsat.HardLinks
 	xbuf    []byte
 	buf     []byte
 }
@@ -106,7 +106,7 @@ type diffError struct {
 }
 
 func (e *diffError) Error() string {
-	return fmt.Sprintf("diff entry %q: %v", shortName(e.name), e.err)
+	return fmt.Sprintf("diff entry %q: %v", fsat.ShortName(e.name), e.err)
 }
 
 func (e *diffError) Unwrap() error { return e.err }
@@ -122,7 +122,7 @@ func (d *differ) entry(dirfd int, prefix, base string) error {
 		mtime = d.clamp
 	}
 	if isWhiteout(&st) {
-		return d.write(&tar.Header{
+		return fsat.WriteHeader(d.tw, &tar.Header{
 			Typeflag: tar.TypeReg,
 			Name:     prefix + whiteoutPrefix + base,
 			ModTime:  mtime,
@@ -135,80 +135,49 @@ func (d *differ) entry(dirfd int, prefix, base string) error {
 	if st.Mode&unix.S_IFMT == unix.S_IFSOCK {
 		return nil
 	}
-	hdr := &tar.Header{
-		Name:    name,
-		Mode:    int64(st.Mode & 0o7777),
-		Uid:     int(st.Uid),
-		Gid:     int(st.Gid),
-		ModTime: mtime,
-		Format:  tar.FormatPAX,
-	}
-	xattrs, err := readXattrs(dirfd, base, d.xbuf)
+	hdr := fsat.Header(name, &st)
+	hdr.ModTime = mtime
+	xattrs, err := fsat.ReadXattrs(fsat.ProcPath(dirfd, base), false, nil, d.xbuf)
 	if err != nil {
 		return err
 	}
 	opaque := false
 	for _, x := range xattrs {
 		switch {
-		case x.name == opaqueXattr:
-			opaque = string(x.value) == "y"
-		case x.name == "trusted.overlay.redirect" || x.name == "trusted.overlay.metacopy":
-			return fmt.Errorf("has the overlayfs xattr %q; mount with redirect_dir=off,metacopy=off", x.name)
-		case isOverlayXattr(x.name):
+		case x.Name == opaqueXattr:
+			opaque = string(x.Value) == "y"
+		case x.Name == "trusted.overlay.redirect" || x.Name == "trusted.overlay.metacopy":
+			return fmt.Errorf("has the overlayfs xattr %q; mount with redirect_dir=off,metacopy=off", x.Name)
+		case fsat.IsOverlayXattr(x.Name):
 		default:
-			if hdr.PAXRecords == nil {
-				hdr.PAXRecords = make(map[string]string)
-			}
-			hdr.PAXRecords[paxXattrPrefix+x.name] = string(x.value)
+			fsat.AddPAXXattr(hdr, x)
 		}
 	}
 
-	ftype := st.Mode & unix.S_IFMT
-	if ftype != unix.S_IFDIR && st.Nlink > 1 {
-		key := inode{dev: st.Dev, ino: st.Ino}
-		if first, ok := d.links[key]; ok {
-			hdr.Typeflag = tar.TypeLink
-			hdr.Linkname = first
-			return d.write(hdr)
-		}
-		d.links[key] = name
+	if d.links.Link(hdr, &st) {
+		return fsat.WriteHeader(d.tw, hdr)
 	}
-	switch ftype {
+	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		return d.dir(dirfd, base, hdr, opaque)
 	case unix.S_IFREG:
 		return d.regular(dirfd, base, hdr, &st)
-	case unix.S_IFLNK:
-		target, err := readlinkAt(dirfd, base)
-		if err != nil {
-			return err
-		}
-		hdr.Typeflag = tar.TypeSymlink
-		hdr.Linkname = target
-	case unix.S_IFCHR, unix.S_IFBLK:
-		hdr.Typeflag = tar.TypeChar
-		if ftype == unix.S_IFBLK {
-			hdr.Typeflag = tar.TypeBlock
-		}
-		hdr.Devmajor = int64(unix.Major(st.Rdev))
-		hdr.Devminor = int64(unix.Minor(st.Rdev))
-	case unix.S_IFIFO:
-		hdr.Typeflag = tar.TypeFifo
-	default:
-		return fmt.Errorf("unsupported file mode %#o", st.Mode)
 	}
-	return d.write(hdr)
+	if err := fsat.SetSpecialType(hdr, &st, dirfd, base); err != nil {
+		return err
+	}
+	return fsat.WriteHeader(d.tw, hdr)
 }
 
 func (d *differ) dir(dirfd int, base string, hdr *tar.Header, opaque bool) error {
 	hdr.Typeflag = tar.TypeDir
 	name := hdr.Name
 	hdr.Name += "/"
-	if err := d.write(hdr); err != nil {
+	if err := fsat.WriteHeader(d.tw, hdr); err != nil {
 		return err
 	}
 	if opaque {
-		if err := d.write(&tar.Header{
+		if err := fsat.WriteHeader(d.tw, &tar.Header{
 			Typeflag: tar.TypeReg,
 			Name:     name + "/" + opaqueMarker,
 			ModTime:  hdr.ModTime,
@@ -240,25 +209,5 @@ func (d *differ) regular(dirfd int, base string, hdr *tar.Header, st *unix.Stat_
 	if cur.Dev != st.Dev || cur.Ino != st.Ino || cur.Size != st.Size {
 		return errors.New("file changed while archiving")
 	}
-	hdr.Typeflag = tar.TypeReg
-	hdr.Size = st.Size
-	if err := d.write(hdr); err != nil {
-		return err
-	}
-	// A LimitReader hides *os.File's WriteTo, so the pooled buffer is used.
-	n, err := io.CopyBuffer(d.tw, io.LimitReader(f, st.Size), d.buf)
-	if err != nil {
-		return fmt.Errorf("copying content: %w", err)
-	}
-	if n != st.Size {
-		return errors.New("file shrank while archiving")
-	}
-	return nil
-}
-
-func (d *differ) write(hdr *tar.Header) error {
-	if err := d.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("writing tar header: %w", err)
-	}
-	return nil
+	return fsat.WriteRegular(d.tw, hdr, f, st.Size, d.buf)
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // makeUpper builds, by hand, what overlayfs leaves in an upper directory.
@@ -155,7 +157,7 @@ func TestWriteDiff(t *testing.T) {
 	for p, w := range want {
 		g := applied[p]
 		for k := range w.Xattrs {
-			if isOverlayXattr(k) && k != opaqueXattr {
+			if fsat.IsOverlayXattr(k) && k != opaqueXattr {
 				delete(w.Xattrs, k)
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // hostProbe is a host path that hostile layers aim at; it must never appear.
@@ -409,7 +411,7 @@ func TestHostileLayers(t *testing.T) {
 			case err == nil && c.expect == mustFail:
 				t.Fatalf("ApplyLayer succeeded, want an error")
 			case err != nil:
-				t.Logf("error (as expected): %v", shortName(err.Error()))
+				t.Logf("error (as expected): %v", fsat.ShortName(err.Error()))
 				if c.entry != "" && !strings.Contains(err.Error(), `"`+c.entry) {
 					t.Errorf("error %q does not name entry %q", err, c.entry)
 				}

@@ -9,6 +9,8 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // LinkFromLowers materialises pending hard links of a layer (see
@@ -35,44 +37,44 @@ func LinkFromLowers(root string, links []Link, lowers []string) error {
 	made := make(map[string]string) // target -> name of its copy in root
 	for _, l := range links {
 		if err := linkFromLowers(rootFile, ls, made, l, xbuf); err != nil {
-			return fmt.Errorf("layer entry %q: hard link to %q: %w", shortName(l.Name), shortName(l.Target), err)
+			return fmt.Errorf("layer entry %q: hard link to %q: %w", fsat.ShortName(l.Name), fsat.ShortName(l.Target), err)
 		}
 	}
 	return nil
 }
 
 func linkFromLowers(root *os.File, ls *lowerSet, made map[string]string, l Link, xbuf []byte) error {
-	name, target := cleanName(l.Name), cleanName(l.Target)
-	if err := checkName(l.Name, name); err != nil {
+	name, target := fsat.CleanRel(l.Name), fsat.CleanRel(l.Target)
+	if err := fsat.CheckName(l.Name, name); err != nil {
 		return err
 	}
-	if err := checkName(l.Target, target); err != nil {
+	if err := fsat.CheckName(l.Target, target); err != nil {
 		return err
 	}
 	if name == "" || target == "" {
 		return errors.New("the layer root cannot be a hard link")
 	}
-	dir, base := splitPath(name)
+	dir, base := fsat.SplitRel(name)
 	parent, err := pathrs.MkdirAllHandle(root, dir, 0o755)
 	if err != nil {
-		return fmt.Errorf("resolving directory %q inside the layer: %w", shortName(dir), err)
+		return fmt.Errorf("resolving directory %q inside the layer: %w", fsat.ShortName(dir), err)
 	}
 	defer parent.Close()
 	pfd := int(parent.Fd())
 
 	if first, ok := made[target]; ok {
-		fdir, fbase := splitPath(first)
+		fdir, fbase := fsat.SplitRel(first)
 		srcFD := int(root.Fd())
 		if fdir != "" {
 			src, err := pathrs.OpenatInRoot(root, fdir)
 			if err != nil {
-				return fmt.Errorf("resolving %q: %w", shortName(first), err)
+				return fmt.Errorf("resolving %q: %w", fsat.ShortName(first), err)
 			}
 			defer src.Close()
 			srcFD = int(src.Fd())
 		}
 		if err := unix.Linkat(srcFD, fbase, pfd, base, 0); err != nil {
-			return fmt.Errorf("linking to %q: %w", shortName(first), err)
+			return fmt.Errorf("linking to %q: %w", fsat.ShortName(first), err)
 		}
 		return nil
 	}
@@ -85,7 +87,7 @@ func linkFromLowers(root *os.File, ls *lowerSet, made map[string]string, l Link,
 	if src.st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return errors.New("target is a directory")
 	}
-	if err := copyEntry(src, node{parent: pfd, base: base, fd: -1}, xbuf); err != nil {
+	if err := copyEntry(src, fsat.Node{Parent: pfd, Base: base, FD: -1}, xbuf); err != nil {
 		return err
 	}
 	made[target] = name
@@ -228,7 +230,7 @@ func lowerStat(dirfd int, comps []string) (*unix.Stat_t, error) {
 		return nil, err
 	}
 	if isWhiteout(&st) {
-		return nil, fmt.Errorf("%q is whited out", shortName(strings.Join(comps, "/")))
+		return nil, fmt.Errorf("%q is whited out", fsat.ShortName(strings.Join(comps, "/")))
 	}
 	return &st, nil
 }
@@ -246,22 +248,22 @@ func resolveLowerDir(lroot *os.File, p string) (*os.File, error) {
 
 // copyEntry copies the lower entry src to dst (which must not exist),
 // with owner, mode, xattrs (except overlayfs') and times.
-func copyEntry(src *lowerEntry, dst node, xbuf []byte) error {
+func copyEntry(src *lowerEntry, dst fsat.Node, xbuf []byte) error {
 	var err error
 	switch src.st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		err = copyRegular(src, dst, xbuf)
 	case unix.S_IFLNK:
 		var target string
-		if target, err = readlinkAt(src.parentFD, src.base); err == nil {
-			dst.symlink = true
-			err = unix.Symlinkat(target, dst.parent, dst.base)
+		if target, err = fsat.ReadlinkAt(src.parentFD, src.base); err == nil {
+			dst.Symlink = true
+			err = unix.Symlinkat(target, dst.Parent, dst.Base)
 		}
 		if err == nil {
 			err = copyMeta(src, dst, xbuf)
 		}
 	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
-		if err = unix.Mknodat(dst.parent, dst.base, src.st.Mode&unix.S_IFMT, int(src.st.Rdev)); err == nil {
+		if err = unix.Mknodat(dst.Parent, dst.Base, src.st.Mode&unix.S_IFMT, int(src.st.Rdev)); err == nil {
 			err = copyMeta(src, dst, xbuf)
 		}
 	default:
@@ -270,7 +272,7 @@ func copyEntry(src *lowerEntry, dst node, xbuf []byte) error {
 	return err
 }
 
-func copyRegular(src *lowerEntry, dst node, xbuf []byte) error {
+func copyRegular(src *lowerEntry, dst fsat.Node, xbuf []byte) error {
 	sfd, err := unix.Openat(src.parentFD, src.base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening source: %w", err)
@@ -284,11 +286,11 @@ func copyRegular(src *lowerEntry, dst node, xbuf []byte) error {
 	if st.Dev != src.st.Dev || st.Ino != src.st.Ino {
 		return errors.New("source changed while copying")
 	}
-	dfd, err := unix.Openat(dst.parent, dst.base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	dfd, err := unix.Openat(dst.Parent, dst.Base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating copy: %w", err)
 	}
-	df := os.NewFile(uintptr(dfd), dst.base)
+	df := os.NewFile(uintptr(dfd), dst.Base)
 	// *os.File to *os.File uses copy_file_range.
 	n, err := io.Copy(df, sf)
 	switch {
@@ -297,7 +299,7 @@ func copyRegular(src *lowerEntry, dst node, xbuf []byte) error {
 	case n != st.Size:
 		err = errors.New("source changed while copying")
 	default:
-		dst.fd = dfd
+		dst.FD = dfd
 		err = copyMeta(src, dst, xbuf)
 	}
 	if cerr := df.Close(); err == nil && cerr != nil {
@@ -306,27 +308,27 @@ func copyRegular(src *lowerEntry, dst node, xbuf []byte) error {
 	return err
 }
 
-func copyMeta(src *lowerEntry, dst node, xbuf []byte) error {
-	if err := dst.chown(int(src.st.Uid), int(src.st.Gid)); err != nil {
+func copyMeta(src *lowerEntry, dst fsat.Node, xbuf []byte) error {
+	if err := dst.Chown(int(src.st.Uid), int(src.st.Gid)); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
-	if err := dst.chmod(src.st.Mode & 0o7777); err != nil {
+	if err := dst.Chmod(src.st.Mode & 0o7777); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
-	xattrs, err := readXattrs(src.parentFD, src.base, xbuf)
+	xattrs, err := fsat.ReadXattrs(fsat.ProcPath(src.parentFD, src.base), false, nil, xbuf)
 	if err != nil {
 		return err
 	}
 	for _, x := range xattrs {
-		if isOverlayXattr(x.name) {
+		if fsat.IsOverlayXattr(x.Name) {
 			continue
 		}
-		if err := dst.setxattr(x.name, x.value); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
-			return fmt.Errorf("setting xattr %q: %w", x.name, err)
+		if err := dst.Setxattr(x.Name, x.Value); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("setting xattr %q: %w", x.Name, err)
 		}
 	}
 	ts := [2]unix.Timespec{src.st.Atim, src.st.Mtim}
-	if err := dst.utimes(&ts); err != nil {
+	if err := dst.Utimes(&ts); err != nil {
 		return fmt.Errorf("setting times: %w", err)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // PruneWhiteouts removes the whiteouts of a layer directory that hide
@@ -38,7 +40,7 @@ func pruneDir(root, rel string, lowers []int) error {
 		return err
 	}
 	for _, e := range entries {
-		p := joinPath(rel, e.Name())
+		p := fsat.JoinRel(rel, e.Name())
 		switch {
 		case e.IsDir():
 			if err := pruneDir(root, p, lowers); err != nil {

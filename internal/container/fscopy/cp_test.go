@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // containerTree is the content of the container in the cp tests.
@@ -49,10 +51,10 @@ func TestCopyFromStdout(t *testing.T) {
 			if ents[0].body != "file" || h.Mode != 0o640 || h.Uid != 1000 || h.Gid != 1001 || !h.ModTime.Equal(t0) {
 				t.Errorf("header %+v body %q", h, ents[0].body)
 			}
-			if h.PAXRecords[paxXattrPrefix+"user.k"] != "v" {
+			if h.PAXRecords[fsat.PAXXattrPrefix+"user.k"] != "v" {
 				t.Errorf("xattr missing: %v", h.PAXRecords)
 			}
-			if _, ok := h.PAXRecords[paxXattrPrefix+"security.selinux"]; ok {
+			if _, ok := h.PAXRecords[fsat.PAXXattrPrefix+"security.selinux"]; ok {
 				t.Errorf("SELinux label copied: %v", h.PAXRecords)
 			}
 		}},

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // sampleTree is a small root filesystem with every kind of entry.
@@ -112,13 +114,13 @@ func TestExport(t *testing.T) {
 		t.Errorf("dev/null: %+v", n)
 	}
 	px := byName["etc/passwd"].hdr.PAXRecords
-	if px[paxXattrPrefix+"user.note"] != "hello" || px[paxXattrPrefix+"trusted.berth"] != "t" {
+	if px[fsat.PAXXattrPrefix+"user.note"] != "hello" || px[fsat.PAXXattrPrefix+"trusted.berth"] != "t" {
 		t.Errorf("etc/passwd xattrs: %v", px)
 	}
-	if _, ok := px[paxXattrPrefix+"trusted.overlay.origin"]; ok {
+	if _, ok := px[fsat.PAXXattrPrefix+"trusted.overlay.origin"]; ok {
 		t.Errorf("overlay xattr exported: %v", px)
 	}
-	if _, ok := byName["etc/"].hdr.PAXRecords[paxXattrPrefix+"trusted.overlay.opaque"]; ok {
+	if _, ok := byName["etc/"].hdr.PAXRecords[fsat.PAXXattrPrefix+"trusted.overlay.opaque"]; ok {
 		t.Errorf("overlay opaque xattr exported")
 	}
 

@@ -3,11 +3,9 @@ package fscopy
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,6 +13,8 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // resolver finds the directory an entry goes into.
@@ -79,7 +79,7 @@ func (h *hostResolver) dir(rel string, create bool) (handle, error) {
 	if fd, ok := h.dirs[rel]; ok {
 		return handle{fd: fd}, nil
 	}
-	up, base := splitPath(rel)
+	up, base := fsat.SplitRel(rel)
 	uh, err := h.dir(up, create)
 	if err != nil {
 		return handle{}, err
@@ -144,9 +144,8 @@ type extractor struct {
 // entries (identified by its inode, so that a directory replaced meanwhile
 // is left alone).
 type dirTime struct {
-	rel      string
-	ts       [2]unix.Timespec
-	dev, ino uint64
+	rel string
+	fsat.DirTime
 }
 
 // extractContainer extracts r into directory dir (clean, relative) of the
@@ -186,12 +185,12 @@ func (x *extractor) run(r io.Reader) error {
 			if last == "" {
 				return fmt.Errorf("reading tar: %w", err)
 			}
-			return fmt.Errorf("reading tar after %q: %w", shortName(last), err)
+			return fmt.Errorf("reading tar after %q: %w", fsat.ShortName(last), err)
 		}
 		// Entry errors do not unwrap: a missing hard link target must not
 		// read as "the destination does not exist" (fs.ErrNotExist).
 		if err := x.entry(hdr, tr); err != nil {
-			return fmt.Errorf("extracting %q: %v", shortName(hdr.Name), err)
+			return fmt.Errorf("extracting %q: %v", fsat.ShortName(hdr.Name), err)
 		}
 		last = hdr.Name
 	}
@@ -208,7 +207,7 @@ func (x *extractor) run(r io.Reader) error {
 // Docker's Untar.
 func (x *extractor) entryRel(name string) (string, error) {
 	c := path.Clean(strings.TrimLeft(name, "/"))
-	if err := checkName(name, c); err != nil {
+	if err := fsat.CheckName(name, c); err != nil {
 		return "", err
 	}
 	if c == ".." || strings.HasPrefix(c, "../") {
@@ -221,32 +220,6 @@ func (x *extractor) entryRel(name string) (string, error) {
 		return "", fmt.Errorf("%q is outside of the copied tree %q", name, x.top)
 	}
 	return c, nil
-}
-
-// meta is the validated metadata of an entry.
-type meta struct {
-	uid, gid int
-	mode     uint32
-	ts       [2]unix.Timespec // atime, mtime
-}
-
-func newMeta(hdr *tar.Header) (meta, error) {
-	if hdr.Uid < 0 || hdr.Uid > maxID || hdr.Gid < 0 || hdr.Gid > maxID {
-		return meta{}, fmt.Errorf("owner %d:%d out of range", hdr.Uid, hdr.Gid)
-	}
-	m := meta{uid: hdr.Uid, gid: hdr.Gid, mode: uint32(hdr.Mode & 0o7777)}
-	atime := hdr.AccessTime
-	if atime.IsZero() {
-		atime = hdr.ModTime
-	}
-	var err error
-	if m.ts[0], err = unix.TimeToTimespec(atime); err != nil {
-		return meta{}, fmt.Errorf("access time: %w", err)
-	}
-	if m.ts[1], err = unix.TimeToTimespec(hdr.ModTime); err != nil {
-		return meta{}, fmt.Errorf("modification time: %w", err)
-	}
-	return m, nil
 }
 
 func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
@@ -276,8 +249,8 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		}
 		return fmt.Errorf("cannot overwrite directory %q with non-directory", x.res.show(x.prefix))
 	}
-	full := joinPath(x.prefix, rel)
-	dir, base := splitPath(full)
+	full := fsat.JoinRel(x.prefix, rel)
+	dir, base := fsat.SplitRel(full)
 	parent, err := x.res.dir(dir, true)
 	if err != nil {
 		return err
@@ -307,7 +280,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tar.TypeLink {
 		return x.hardlink(hdr, pfd, base)
 	}
-	m, err := newMeta(hdr)
+	m, err := fsat.NewMeta(hdr)
 	if err != nil {
 		return err
 	}
@@ -315,22 +288,22 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeDir:
 		return x.mkdir(pfd, full, base, hdr, &m)
 	case tar.TypeSymlink:
-		if len(hdr.Linkname) > maxPathLen {
-			return fmt.Errorf("symlink target is %d bytes, longer than the %d byte limit", len(hdr.Linkname), maxPathLen)
+		if len(hdr.Linkname) > fsat.MaxPathLen {
+			return fmt.Errorf("symlink target is %d bytes, longer than the %d byte limit", len(hdr.Linkname), fsat.MaxPathLen)
 		}
 		// The target is stored as is: it is only ever resolved inside a
 		// root (the container's, or not at all on the host).
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 			return fmt.Errorf("creating symlink: %w", err)
 		}
-		return x.finish(node{parent: pfd, base: base, fd: -1, symlink: true}, hdr, &m)
+		return x.finish(fsat.Node{Parent: pfd, Base: base, FD: -1, Symlink: true}, hdr, &m)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		return x.special(pfd, base, hdr, &m)
 	}
 	return x.regular(pfd, base, hdr, r, &m)
 }
 
-func (x *extractor) mkdir(pfd int, full, base string, hdr *tar.Header, m *meta) error {
+func (x *extractor) mkdir(pfd int, full, base string, hdr *tar.Header, m *fsat.Meta) error {
 	err := unix.Mkdirat(pfd, base, 0o700)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("mkdir: %w", err)
@@ -340,26 +313,26 @@ func (x *extractor) mkdir(pfd int, full, base string, hdr *tar.Header, m *meta) 
 		return fmt.Errorf("opening directory: %w", err)
 	}
 	defer unix.Close(fd)
-	if err := x.setMeta(node{parent: pfd, base: base, fd: fd}, hdr, m); err != nil {
+	if err := x.setMeta(fsat.Node{Parent: pfd, Base: base, FD: fd}, hdr, m); err != nil {
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	dt, err := fsat.NewDirTime(fd, m.Times)
+	if err != nil {
 		return err
 	}
-	x.times = append(x.times, dirTime{rel: full, ts: m.ts, dev: st.Dev, ino: st.Ino})
+	x.times = append(x.times, dirTime{rel: full, DirTime: dt})
 	return nil
 }
 
-func (x *extractor) regular(pfd int, base string, hdr *tar.Header, r io.Reader, m *meta) error {
+func (x *extractor) regular(pfd int, base string, hdr *tar.Header, r io.Reader, m *fsat.Meta) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(pfd, base, flags, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating file: %w", err)
 	}
-	err = x.writeContent(fd, r, hdr.Size)
+	err = fsat.WriteContent(fd, r, hdr.Size, x.buf)
 	if err == nil {
-		err = x.finish(node{parent: pfd, base: base, fd: fd}, hdr, m)
+		err = x.finish(fsat.Node{Parent: pfd, Base: base, FD: fd}, hdr, m)
 	}
 	if cerr := unix.Close(fd); err == nil && cerr != nil {
 		err = fmt.Errorf("closing file: %w", cerr)
@@ -367,54 +340,15 @@ func (x *extractor) regular(pfd int, base string, hdr *tar.Header, r io.Reader, 
 	return err
 }
 
-// writeContent copies size bytes of r into the new file fd. All-zero chunks
-// are left as holes, so sparse content (or a hostile sparse header claiming
-// a huge size) does not consume disk space.
-func (x *extractor) writeContent(fd int, r io.Reader, size int64) error {
-	var off, end int64
-	for off < size {
-		chunk := x.buf[:min(int64(len(x.buf)), size-off)]
-		if _, err := io.ReadFull(r, chunk); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("reading content: %w", err)
-		}
-		if !allZero(chunk) {
-			if err := pwriteAll(fd, chunk, off); err != nil {
-				return fmt.Errorf("writing content: %w", err)
-			}
-			end = off + int64(len(chunk))
-		}
-		off += int64(len(chunk))
+func (x *extractor) special(pfd int, base string, hdr *tar.Header, m *fsat.Meta) error {
+	mode, dev, err := fsat.DeviceNode(hdr)
+	if err != nil {
+		return err
 	}
-	if end < size {
-		if err := unix.Ftruncate(fd, size); err != nil {
-			return fmt.Errorf("extending file: %w", err)
-		}
-	}
-	return nil
-}
-
-func (x *extractor) special(pfd int, base string, hdr *tar.Header, m *meta) error {
-	mode := uint32(unix.S_IFIFO)
-	var dev uint64
-	if hdr.Typeflag != tar.TypeFifo {
-		mode = unix.S_IFCHR
-		if hdr.Typeflag == tar.TypeBlock {
-			mode = unix.S_IFBLK
-		}
-		if hdr.Devmajor < 0 || hdr.Devmajor > math.MaxUint32 || hdr.Devminor < 0 || hdr.Devminor > math.MaxUint32 {
-			return fmt.Errorf("device number %d:%d out of range", hdr.Devmajor, hdr.Devminor)
-		}
-		dev = unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	}
-	// The permission bits are set by chmod afterwards (mknod is subject to
-	// the umask).
-	if err := unix.Mknodat(pfd, base, mode, int(dev)); err != nil {
+	if err := unix.Mknodat(pfd, base, mode, dev); err != nil {
 		return fmt.Errorf("mknod: %w", err)
 	}
-	return x.finish(node{parent: pfd, base: base, fd: -1}, hdr, m)
+	return x.finish(fsat.Node{Parent: pfd, Base: base, FD: -1}, hdr, m)
 }
 
 func (x *extractor) hardlink(hdr *tar.Header, pfd int, base string) error {
@@ -425,8 +359,8 @@ func (x *extractor) hardlink(hdr *tar.Header, pfd int, base string) error {
 	if trel == "" {
 		return errors.New("hard link to the extraction directory")
 	}
-	tfull := joinPath(x.prefix, trel)
-	tdir, tbase := splitPath(tfull)
+	tfull := fsat.JoinRel(x.prefix, trel)
+	tdir, tbase := fsat.SplitRel(tfull)
 	tparent, err := x.res.dir(tdir, false)
 	if err != nil {
 		return fmt.Errorf("hard link target: %w", err)
@@ -441,11 +375,11 @@ func (x *extractor) hardlink(hdr *tar.Header, pfd int, base string) error {
 }
 
 // finish sets the metadata and times of a new non-directory.
-func (x *extractor) finish(n node, hdr *tar.Header, m *meta) error {
+func (x *extractor) finish(n fsat.Node, hdr *tar.Header, m *fsat.Meta) error {
 	if err := x.setMeta(n, hdr, m); err != nil {
 		return err
 	}
-	if err := unix.UtimesNanoAt(n.parent, n.base, m.ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := n.Utimes(&m.Times); err != nil {
 		return fmt.Errorf("setting times: %w", err)
 	}
 	return nil
@@ -453,29 +387,28 @@ func (x *extractor) finish(n node, hdr *tar.Header, m *meta) error {
 
 // setMeta applies owner (not on the host), then mode (chown clears setuid
 // and setgid), then xattrs (chown clears security.capability).
-func (x *extractor) setMeta(n node, hdr *tar.Header, m *meta) error {
+func (x *extractor) setMeta(n fsat.Node, hdr *tar.Header, m *fsat.Meta) error {
 	if !x.host {
-		if err := n.chown(m.uid, m.gid); err != nil {
+		if err := n.Chown(m.UID, m.GID); err != nil {
 			return fmt.Errorf("chown: %w", err)
 		}
 	}
-	mode := m.mode
+	mode := m.Mode
 	if x.host {
 		mode &^= unix.S_ISUID | unix.S_ISGID
 	}
-	if err := n.chmod(mode); err != nil {
+	if err := n.Chmod(mode); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
 	keep := copyXattr
 	if x.host {
 		keep = hostXattr
 	}
-	for k, v := range hdr.PAXRecords {
-		name, ok := strings.CutPrefix(k, paxXattrPrefix)
-		if !ok || name == "" || !keep(name) {
+	for name, v := range fsat.PAXXattrs(hdr) {
+		if name == "" || !keep(name) {
 			continue
 		}
-		err := n.setxattr(name, []byte(v))
+		err := n.Setxattr(name, []byte(v))
 		// Like Docker, skip xattrs the filesystem does not support or
 		// the caller may not set (user.* on a symlink is EPERM).
 		if err != nil && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EPERM) {
@@ -486,99 +419,11 @@ func (x *extractor) setMeta(n node, hdr *tar.Header, m *meta) error {
 }
 
 func (x *extractor) setDirTime(t *dirTime) error {
-	dir, base := splitPath(t.rel)
+	dir, base := fsat.SplitRel(t.rel)
 	h, err := x.res.dir(dir, false)
 	if err != nil {
 		return nil // no longer there
 	}
 	defer h.close()
-	var st unix.Stat_t
-	if err := unix.Fstatat(h.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil ||
-		st.Dev != t.dev || st.Ino != t.ino {
-		return nil // removed or replaced meanwhile
-	}
-	return unix.UtimesNanoAt(h.fd, base, t.ts[:], unix.AT_SYMLINK_NOFOLLOW)
-}
-
-// node is a new entry: base inside the directory open as parent, plus, for
-// a regular file or directory, an open descriptor of the entry itself (fd <
-// 0 when there is none). No method follows a symlink.
-type node struct {
-	parent  int
-	base    string
-	fd      int
-	symlink bool
-}
-
-func (n node) chown(uid, gid int) error {
-	if n.fd >= 0 {
-		return unix.Fchown(n.fd, uid, gid)
-	}
-	return unix.Fchownat(n.parent, n.base, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-// chmod sets the permission bits. Symlinks have no mode of their own on
-// Linux and are left alone.
-func (n node) chmod(mode uint32) error {
-	if n.fd >= 0 {
-		return unix.Fchmod(n.fd, mode)
-	}
-	if n.symlink {
-		return nil
-	}
-	// Device nodes and FIFOs must not be opened for real, so change the
-	// mode through an O_PATH handle taken without following a symlink.
-	fd, err := unix.Openat(n.parent, n.base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		return unix.ELOOP
-	}
-	return unix.Fchmodat(unix.AT_FDCWD, procFD(fd), mode, 0)
-}
-
-func (n node) setxattr(name string, value []byte) error {
-	if n.fd >= 0 {
-		return unix.Fsetxattr(n.fd, name, value, 0)
-	}
-	return unix.Lsetxattr(procPath(n.parent, n.base), name, value, 0)
-}
-
-// zeroPage is compared against to find all-zero chunks of file content.
-var zeroPage [4096]byte
-
-func allZero(b []byte) bool {
-	for len(b) > 0 {
-		n := min(len(b), len(zeroPage))
-		if !bytes.Equal(b[:n], zeroPage[:n]) {
-			return false
-		}
-		b = b[n:]
-	}
-	return true
-}
-
-// pwriteAll writes all of b at offset off of fd.
-func pwriteAll(fd int, b []byte, off int64) error {
-	for len(b) > 0 {
-		n, err := unix.Pwrite(fd, b, off)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errors.New("short write")
-		}
-		b = b[n:]
-		off += int64(n)
-	}
-	return nil
+	return t.Apply(h.fd, base)
 }

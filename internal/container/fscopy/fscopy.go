@@ -10,6 +10,8 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // Errors of the docker cp rules. Their texts are Docker's (moby/go-archive).
@@ -236,7 +238,7 @@ func (s *source) close() {
 // openContainerSource resolves container path src inside root, following
 // a final symlink only when follow is set or src asserts a directory.
 func openContainerSource(root *inRoot, src string, follow bool) (*source, error) {
-	rel := relName(src)
+	rel := fsat.CleanRel(src)
 	s := &source{name: path.Base("/" + rel), dirfd: -1}
 	if rel == "" || specifiesCurrentDir(src) {
 		s.name = "."
@@ -253,7 +255,7 @@ func openContainerSource(root *inRoot, src string, follow bool) (*source, error)
 			return nil, notFound(src, err)
 		}
 	} else {
-		dir, base := splitPath(rel)
+		dir, base := fsat.SplitRel(rel)
 		if dir == "" {
 			s.parent, err = openPathAt(rootFD, ".")
 		} else {
@@ -336,7 +338,7 @@ func containerDestInfo(root *inRoot, dst string) (destInfo, error) {
 	info := destInfo{path: abs}
 	st, err := root.lstat(abs)
 	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		target, rerr := root.resolve(relName(abs))
+		target, rerr := root.resolve(fsat.CleanRel(abs))
 		if rerr != nil {
 			return info, nil // extraction reports the missing directory
 		}
@@ -358,7 +360,7 @@ func containerDestInfo(root *inRoot, dst string) (destInfo, error) {
 // fully resolved inside root (a final symlink included) and must be a
 // directory.
 func extractToContainer(root *inRoot, dir string, r io.Reader) error {
-	h, err := root.open(relName(dir))
+	h, err := root.open(fsat.CleanRel(dir))
 	if err != nil {
 		return notFound(dir, err)
 	}

@@ -1,159 +1,36 @@
 package fscopy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 const (
-	maxPathLen      = 4096
-	maxComponentLen = 255
-	maxID           = 1<<32 - 2 // (uid_t)-1 means "unchanged" to chown
-	maxSymlinks     = 40        // as the kernel's MAXSYMLINKS
-	maxHostSymlinks = 10        // as Docker's CopyInfoDestinationPath
-	paxXattrPrefix  = "SCHILY.xattr."
+	maxSymlinks     = 40 // as the kernel's MAXSYMLINKS
+	maxHostSymlinks = 10 // as Docker's CopyInfoDestinationPath
 	copyBufSize     = 1 << 20
 )
-
-// inode identifies a file for hard link detection.
-type inode struct{ dev, ino uint64 }
 
 // Xattr filters. Overlayfs' own xattrs are never archived nor extracted;
 // SELinux labels belong to the policy of the side they are on, so cp does
 // not carry them; on the host, cp only sets user.* xattrs (trusted.* and
 // security.*, file capabilities included, could grant privileges there).
-func isOverlayXattr(name string) bool {
-	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
+func exportXattr(name string) bool { return !fsat.IsOverlayXattr(name) }
+
+func copyXattr(name string) bool { return !fsat.IsOverlayXattr(name) && name != "security.selinux" }
+
+func hostXattr(name string) bool {
+	return strings.HasPrefix(name, "user.") && !fsat.IsOverlayXattr(name)
 }
-
-func exportXattr(name string) bool { return !isOverlayXattr(name) }
-
-func copyXattr(name string) bool { return !isOverlayXattr(name) && name != "security.selinux" }
-
-func hostXattr(name string) bool { return strings.HasPrefix(name, "user.") && !isOverlayXattr(name) }
-
-// procFD names the file open as fd through /proc/self/fd.
-func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
-
-// procPath names the entry base inside the directory open as dirfd, for the
-// l*xattr calls that have no *at form. The final component is never
-// followed by those calls.
-func procPath(dirfd int, base string) string { return procFD(dirfd) + "/" + base }
-
-type xattr struct {
-	name  string
-	value []byte
-}
-
-// readXattrs returns the xattrs kept by keep of the file at p (a /proc/self/fd
-// path), sorted by name; follow selects listxattr/getxattr (p is a magic link
-// to the file itself) over llistxattr/lgetxattr (p names a symlink). buf
-// must hold 64 KiB, the kernel's limit for both the name list and a value.
-func readXattrs(p string, follow bool, keep func(string) bool, buf []byte) ([]xattr, error) {
-	list, get := unix.Llistxattr, unix.Lgetxattr
-	if follow {
-		list, get = unix.Listxattr, unix.Getxattr
-	}
-	n, err := list(p, buf)
-	if errors.Is(err, unix.EOPNOTSUPP) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listing xattrs: %w", err)
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	names := strings.Split(strings.TrimSuffix(string(buf[:n]), "\x00"), "\x00")
-	slices.Sort(names)
-	var out []xattr
-	for _, name := range names {
-		if name == "" || !keep(name) {
-			continue
-		}
-		sz, err := get(p, name, buf)
-		if errors.Is(err, unix.ENODATA) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading xattr %q: %w", name, err)
-		}
-		out = append(out, xattr{name: name, value: bytes.Clone(buf[:sz])})
-	}
-	return out, nil
-}
-
-// readlinkAt returns the target of the symlink base inside dirfd, or of the
-// symlink open (O_PATH|O_NOFOLLOW) as dirfd when base is "".
-func readlinkAt(dirfd int, base string) (string, error) {
-	buf := make([]byte, maxPathLen+1)
-	n, err := unix.Readlinkat(dirfd, base, buf)
-	if err != nil {
-		return "", err
-	}
-	if n > maxPathLen {
-		return "", unix.ENAMETOOLONG
-	}
-	return string(buf[:n]), nil
-}
-
-// checkName enforces the length limits on a raw name and its cleaned form.
-func checkName(raw, clean string) error {
-	if len(raw) > maxPathLen {
-		return fmt.Errorf("name is %d bytes, longer than the %d byte limit", len(raw), maxPathLen)
-	}
-	for c := range strings.SplitSeq(clean, "/") {
-		if len(c) > maxComponentLen {
-			return fmt.Errorf("path component %q is %d bytes, longer than the %d byte limit",
-				shortName(c), len(c), maxComponentLen)
-		}
-	}
-	return nil
-}
-
-// shortName bounds a name for use in an error message.
-func shortName(name string) string {
-	const max = 256
-	if len(name) <= max {
-		return name
-	}
-	return name[:max] + "...(" + strconv.Itoa(len(name)) + " bytes)"
-}
-
-// splitPath splits a clean relative path into its parent ("" for the root)
-// and its last component.
-func splitPath(p string) (dir, base string) {
-	i := strings.LastIndexByte(p, '/')
-	if i < 0 {
-		return "", p
-	}
-	return p[:i], p[i+1:]
-}
-
-// joinPath joins clean relative paths ("" is the root).
-func joinPath(dir, rel string) string {
-	switch {
-	case dir == "":
-		return rel
-	case rel == "":
-		return dir
-	}
-	return dir + "/" + rel
-}
-
-// relName turns a container path into a clean path relative to the root,
-// with no leading "/" and no ".." component ("" is the root itself).
-func relName(p string) string { return path.Clean("/" + p)[1:] }
 
 // Docker's path conventions (moby/go-archive copy.go), on "/"-separated
 // paths: a path "asserts a directory" when it ends in "/" or "/.", and
@@ -205,7 +82,7 @@ func openInRoot(rootfs string) (*inRoot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening container root filesystem: %v", err)
 	}
-	real, err := os.Readlink(procFD(int(f.Fd())))
+	real, err := os.Readlink(fsat.ProcFD(int(f.Fd())))
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("opening container root filesystem: %v", err)
@@ -244,7 +121,7 @@ func (r *inRoot) open(rel string) (handle, error) {
 // canonical returns the path of the directory open as fd relative to the
 // root, with no symlinks ("" for the root).
 func (r *inRoot) canonical(fd int) (string, error) {
-	p, err := os.Readlink(procFD(fd))
+	p, err := os.Readlink(fsat.ProcFD(fd))
 	if err != nil {
 		return "", err
 	}
@@ -276,10 +153,10 @@ func (r *inRoot) resolve(rel string) (string, error) {
 		case "", ".":
 			continue
 		case "..":
-			cur, _ = splitPath(cur)
+			cur, _ = fsat.SplitRel(cur)
 			continue
 		}
-		next := joinPath(cur, c)
+		next := fsat.JoinRel(cur, c)
 		if missing {
 			cur = next
 			continue
@@ -302,7 +179,7 @@ func (r *inRoot) resolve(rel string) (string, error) {
 			cur = next
 			continue
 		}
-		target, err := readlinkAt(h.fd, c)
+		target, err := fsat.ReadlinkAt(h.fd, c)
 		h.close()
 		if err != nil {
 			return "", err
@@ -324,7 +201,7 @@ func (r *inRoot) resolve(rel string) (string, error) {
 // the root.
 func (r *inRoot) lstat(p string) (unix.Stat_t, error) {
 	var st unix.Stat_t
-	rel := relName(p)
+	rel := fsat.CleanRel(p)
 	if rel == "" || assertsDirectory(p) {
 		h, err := r.open(rel)
 		if err != nil {
@@ -339,7 +216,7 @@ func (r *inRoot) lstat(p string) (unix.Stat_t, error) {
 		}
 		return st, nil
 	}
-	dir, base := splitPath(rel)
+	dir, base := fsat.SplitRel(rel)
 	h, err := r.open(dir)
 	if err != nil {
 		return st, err

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // t0 is the default time of test files; it has nanoseconds so that lost
@@ -135,7 +137,7 @@ func mkTar(tb testing.TB, ents ...fsEnt) []byte {
 			if hdr.PAXRecords == nil {
 				hdr.PAXRecords = make(map[string]string)
 			}
-			hdr.PAXRecords[paxXattrPrefix+k] = v
+			hdr.PAXRecords[fsat.PAXXattrPrefix+k] = v
 		}
 		must(tb, tw.WriteHeader(hdr))
 		if _, err := tw.Write([]byte(e.body)); err != nil {

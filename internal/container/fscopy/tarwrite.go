@@ -7,10 +7,11 @@ import (
 	"io"
 	"os"
 	"slices"
-	"time"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsat"
 )
 
 // walker writes a tree to a tar stream without ever following a symlink:
@@ -23,7 +24,7 @@ import (
 type walker struct {
 	tw    *tar.Writer
 	keep  func(string) bool // which xattrs to archive
-	links map[inode]string  // first name written of each multiply-linked inode
+	links fsat.HardLinks
 	xbuf  []byte
 	buf   []byte
 }
@@ -32,7 +33,7 @@ func newWalker(w io.Writer, keep func(string) bool) *walker {
 	return &walker{
 		tw:    tar.NewWriter(w),
 		keep:  keep,
-		links: make(map[inode]string),
+		links: make(fsat.HardLinks),
 		xbuf:  make([]byte, 64<<10),
 		buf:   make([]byte, copyBufSize),
 	}
@@ -54,7 +55,9 @@ type walkError struct {
 	err  error
 }
 
-func (e *walkError) Error() string { return fmt.Sprintf("archiving %q: %v", shortName(e.name), e.err) }
+func (e *walkError) Error() string {
+	return fmt.Sprintf("archiving %q: %v", fsat.ShortName(e.name), e.err)
+}
 
 func named(name string, err error) error {
 	var we *walkError
@@ -105,75 +108,44 @@ func (w *walker) node(f *os.File, dirfd int, base, name string) error {
 	if ftype == unix.S_IFSOCK {
 		return nil // sockets cannot be archived; Docker skips them too
 	}
-	hdr := &tar.Header{
-		Name:    name,
-		Mode:    int64(st.Mode & 0o7777),
-		Uid:     int(st.Uid),
-		Gid:     int(st.Gid),
-		ModTime: time.Unix(st.Mtim.Unix()),
-		Format:  tar.FormatPAX,
-	}
-	var xattrs []xattr
+	hdr := fsat.Header(name, &st)
+	var xattrs []fsat.Xattr
 	var err error
 	if ftype == unix.S_IFLNK {
 		if dirfd < 0 {
 			return errors.New("symlink without a parent directory handle")
 		}
-		xattrs, err = readXattrs(procPath(dirfd, base), false, w.keep, w.xbuf)
+		xattrs, err = fsat.ReadXattrs(fsat.ProcPath(dirfd, base), false, w.keep, w.xbuf)
 	} else {
-		xattrs, err = readXattrs(procFD(fd), true, w.keep, w.xbuf)
+		xattrs, err = fsat.ReadXattrs(fsat.ProcFD(fd), true, w.keep, w.xbuf)
 	}
 	if err != nil {
 		return err
 	}
 	for _, x := range xattrs {
-		if hdr.PAXRecords == nil {
-			hdr.PAXRecords = make(map[string]string)
-		}
-		hdr.PAXRecords[paxXattrPrefix+x.name] = string(x.value)
+		fsat.AddPAXXattr(hdr, x)
 	}
 
-	if ftype != unix.S_IFDIR && st.Nlink > 1 {
-		key := inode{dev: st.Dev, ino: st.Ino}
-		if first, ok := w.links[key]; ok {
-			hdr.Typeflag = tar.TypeLink
-			hdr.Linkname = first
-			return w.write(hdr)
-		}
-		w.links[key] = name
+	if w.links.Link(hdr, &st) {
+		return fsat.WriteHeader(w.tw, hdr)
 	}
 	switch ftype {
 	case unix.S_IFDIR:
 		return w.dir(f, hdr)
 	case unix.S_IFREG:
 		return w.regular(f, hdr, &st)
-	case unix.S_IFLNK:
-		target, err := readlinkAt(fd, "")
-		if err != nil {
-			return err
-		}
-		hdr.Typeflag = tar.TypeSymlink
-		hdr.Linkname = target
-	case unix.S_IFCHR, unix.S_IFBLK:
-		hdr.Typeflag = tar.TypeChar
-		if ftype == unix.S_IFBLK {
-			hdr.Typeflag = tar.TypeBlock
-		}
-		hdr.Devmajor = int64(unix.Major(st.Rdev))
-		hdr.Devminor = int64(unix.Minor(st.Rdev))
-	case unix.S_IFIFO:
-		hdr.Typeflag = tar.TypeFifo
-	default:
-		return fmt.Errorf("unsupported file mode %#o", st.Mode)
 	}
-	return w.write(hdr)
+	if err := fsat.SetSpecialType(hdr, &st, fd, ""); err != nil {
+		return err
+	}
+	return fsat.WriteHeader(w.tw, hdr)
 }
 
 func (w *walker) dir(f *os.File, hdr *tar.Header) error {
 	name := hdr.Name
 	hdr.Typeflag = tar.TypeDir
 	hdr.Name += "/"
-	if err := w.write(hdr); err != nil {
+	if err := fsat.WriteHeader(w.tw, hdr); err != nil {
 		return err
 	}
 	// "." below the handle is the directory itself, never a symlink.
@@ -197,25 +169,5 @@ func (w *walker) regular(f *os.File, hdr *tar.Header, st *unix.Stat_t) error {
 		return fmt.Errorf("opening file: %w", err)
 	}
 	defer rf.Close()
-	hdr.Typeflag = tar.TypeReg
-	hdr.Size = st.Size
-	if err := w.write(hdr); err != nil {
-		return err
-	}
-	// A LimitReader hides *os.File's WriteTo, so the buffer is used.
-	n, err := io.CopyBuffer(w.tw, io.LimitReader(rf, st.Size), w.buf)
-	if err != nil {
-		return fmt.Errorf("copying content: %w", err)
-	}
-	if n != st.Size {
-		return errors.New("file shrank while archiving")
-	}
-	return nil
-}
-
-func (w *walker) write(hdr *tar.Header) error {
-	if err := w.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("writing tar header: %w", err)
-	}
-	return nil
+	return fsat.WriteRegular(w.tw, hdr, rf, st.Size, w.buf)
 }
