@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -53,10 +54,12 @@ func WriteDiffWith(w io.Writer, upper string, opts DiffOptions) error {
 	defer f.Close()
 	bufp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bufp)
+	// Headers and small files would otherwise be a write to w each.
+	bw := bufio.NewWriterSize(w, 256<<10)
 	d := &differ{
 		exclude: opts.Exclude,
 		clamp:   opts.ClampTime,
-		tw:      tar.NewWriter(w),
+		tw:      tar.NewWriter(bw),
 		links:   make(fsat.HardLinks),
 		xbuf:    make([]byte, 64<<10),
 		buf:     *bufp,
@@ -65,6 +68,9 @@ func WriteDiffWith(w io.Writer, upper string, opts DiffOptions) error {
 		return err
 	}
 	if err := d.tw.Close(); err != nil {
+		return fmt.Errorf("finishing diff tar: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("finishing diff tar: %w", err)
 	}
 	return nil
